@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from projects.models import Project
+
+
+class AnalysisSessionQuerySet(models.QuerySet["AnalysisSession"]):
+    def visible_to(self, user) -> AnalysisSessionQuerySet:
+        return self.filter(project__in=Project.objects.visible_to(user))
+
+    def editable_by(self, user) -> AnalysisSessionQuerySet:
+        return self.filter(project__in=Project.objects.editable_by(user))
+
+
+class AnalysisSession(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="analysis_sessions")
+    title = models.CharField(max_length=200)
+    # "" means the deployment's default model (the offline analyst when no LLM is configured).
+    model = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AnalysisSessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at", "-pk"]
+        indexes = [models.Index(fields=["project", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("analysis:session-detail", args=[self.pk])
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def visible_to(self, user) -> RunQuerySet:
+        return self.filter(session__project__in=Project.objects.visible_to(user))
+
+    def active(self) -> RunQuerySet:
+        return self.filter(status__in=Run.ACTIVE_STATUSES)
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    session = models.ForeignKey(AnalysisSession, on_delete=models.CASCADE, related_name="runs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    question = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    answer = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    cancel_requested = models.BooleanField(default=False)
+    # Which worker holds the run and when it last proved it is alive (the reaper reads these).
+    worker_id = models.CharField(max_length=100, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            # The database-level guarantee behind "one active run per session".
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_run_per_session",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class Step(models.Model):
+    class Kind(models.TextChoices):
+        THOUGHT = "thought", "Thought"
+        CODE = "code", "Code"
+        OUTPUT = "output", "Output"
+        ERROR = "error", "Error"
+        ARTIFACT = "artifact", "Artifact"
+        ANSWER = "answer", "Answer"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    ordinal = models.PositiveIntegerField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    content = models.TextField(blank=True)
+    # Structured extras (e.g. stdout/stderr split, final_result, artifact ids).
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run_id", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["run", "ordinal"], name="unique_step_ordinal_per_run")]
+
+    def __str__(self) -> str:
+        return f"Step {self.ordinal} ({self.kind}) of run {self.run_id}"
+
+
+def artifact_upload_to(instance: Artifact, filename: str) -> str:
+    return f"projects/{instance.project_id}/artifacts/{filename}"
+
+
+class ArtifactQuerySet(models.QuerySet["Artifact"]):
+    def visible_to(self, user) -> ArtifactQuerySet:
+        return self.filter(project__in=Project.objects.visible_to(user))
+
+
+class Artifact(models.Model):
+    class Kind(models.TextChoices):
+        PLOTLY = "plotly", "Interactive chart"
+        IMAGE = "image", "Image"
+        TABLE = "table", "Table"
+        FILE = "file", "File"
+
+    # project is always set; session/run are set for artifacts a run produced.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="artifacts")
+    session = models.ForeignKey(
+        AnalysisSession, null=True, blank=True, on_delete=models.CASCADE, related_name="artifacts"
+    )
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="artifacts")
+    step = models.ForeignKey(Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="artifacts")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    title = models.CharField(max_length=255, blank=True)
+    file = models.FileField(upload_to=artifact_upload_to, max_length=500)
+    mime = models.CharField(max_length=100)
+    size = models.BigIntegerField(default=0)
+    # Small metadata for rendering without reading the file (table shape/columns, figure title).
+    meta = models.JSONField(default=dict, blank=True)
+    pinned = models.BooleanField(default=False, help_text="Pinned to the project's gallery.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ArtifactQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.title or f"{self.get_kind_display()} {self.pk}"

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from analysis import consumers
+
+websocket_urlpatterns = [
+    path("ws/sessions/<int:session_pk>/", consumers.SessionConsumer.as_asgi()),
+]
