@@ -1,0 +1,176 @@
+"""The fork server: a template process that imports the analysis libraries once, then forks
+a warm kernel for each session on request.
+
+Started by the host (see `kernel.ForkServer`) with an environment built from scratch and a
+SOCK_SEQPACKET control socket. Requests are JSON records; a spawn request carries the
+kernel's end of a socketpair as SCM_RIGHTS, and the reply carries a pidfd for the new kernel
+so the host can kill it without a pid-reuse race.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from analysis.sandbox import capture, isolation, worker
+
+# fmt: off
+PREIMPORTS = [
+    "json", "csv", "math", "statistics", "datetime", "decimal", "fractions", "random", "re", "collections",
+    "itertools", "functools", "operator", "string", "textwrap", "io", "base64", "mimetypes", "traceback",
+    "numpy", "pandas", "matplotlib", "matplotlib.pyplot", "plotly", "plotly.graph_objects", "plotly.express",
+    "plotly.io", "seaborn", "scipy", "scipy.stats", "sklearn", "sklearn.linear_model", "sklearn.model_selection",
+    "sklearn.preprocessing", "sklearn.cluster", "sklearn.metrics",
+]
+# fmt: on
+MAX_EXIT_STATUSES = 4096
+
+
+def _warm_up() -> None:
+    """Exercise lazily-imported code paths once, so kernels do not pay for them (or need
+    file access to them) later: PNG writing, plotly JSON, pandas JSON and groupby."""
+    import io
+
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [3, 4])
+    ax.set_title("warm")
+    fig.savefig(io.BytesIO(), format="png")
+    plt.close("all")
+    go.Figure(go.Scatter(x=[1], y=[2])).to_json()
+    frame = pd.DataFrame({"a": [1, 2], "b": [1.5, None], "t": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    frame.groupby("a")["b"].mean()
+    frame.to_json(orient="split", date_format="iso", default_handler=str)
+    repr(frame)
+
+
+def _preimport(policy_module: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    failed = []
+    for name in [*PREIMPORTS, policy_module]:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+    capture.PLOTLY_SHOWS.install()
+    try:
+        _warm_up()
+    except Exception as exc:
+        failed.append(f"warm-up: {type(exc).__name__}: {exc}")
+    return failed
+
+
+class Server:
+    def __init__(self, ctrl: socket.socket, policy_module: str) -> None:
+        self.ctrl = ctrl
+        self.policy_module = policy_module
+        self.statuses: dict[int, dict[str, int]] = {}
+        self.children: set[int] = set()
+        package_dir = os.path.dirname(os.path.abspath(__file__))
+        project_root = os.path.dirname(os.path.dirname(package_dir))
+        self.read_paths = isolation.python_read_paths(exclude=project_root) + [package_dir]
+        mpl_dir = os.environ.get("MPLCONFIGDIR")
+        if mpl_dir:
+            self.read_paths.append(mpl_dir)
+
+    def reap(self) -> None:
+        for pid in list(self.children):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                self.children.discard(pid)
+                continue
+            if done:
+                self.children.discard(pid)
+                self.statuses[pid] = (
+                    {"signal": os.WTERMSIG(status)}
+                    if os.WIFSIGNALED(status)
+                    else {"exit": os.waitstatus_to_exitcode(status)}
+                )
+        while len(self.statuses) > MAX_EXIT_STATUSES:
+            self.statuses.pop(next(iter(self.statuses)))
+
+    def spawn(self, request: dict[str, Any], fds: list[int]) -> tuple[dict[str, Any], list[int]]:
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            return {"ok": False, "error": "spawn needs exactly one socket"}, []
+        sock_fd = fds[0]
+        pid = os.fork()
+        if pid == 0:  # the kernel
+            try:
+                self.ctrl.close()
+                worker.kernel_main(sock_fd, request, self.read_paths, self.policy_module)
+            finally:
+                os._exit(0)
+        os.close(sock_fd)
+        self.children.add(pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            return {"ok": True, "pid": pid}, []
+        return {"ok": True, "pid": pid}, [pidfd]
+
+    def status(self, pid: int, wait: float) -> dict[str, Any]:
+        deadline = time.monotonic() + wait
+        while True:
+            self.reap()
+            if pid in self.statuses or pid not in self.children or time.monotonic() >= deadline:
+                return {"ok": True, "status": self.statuses.get(pid)}
+            time.sleep(0.005)
+
+    def handle(self, request: dict[str, Any], fds: list[int]) -> tuple[dict[str, Any], list[int]]:
+        op = request.get("op")
+        if op == "spawn":
+            return self.spawn(request, fds)
+        if op == "status":
+            return self.status(int(request["pid"]), float(request.get("wait", 1.0))), []
+        if op == "kill" and int(request["pid"]) in self.children:
+            os.kill(int(request["pid"]), signal.SIGKILL)
+            return {"ok": True}, []
+        return {"ok": False, "error": f"unknown op {op!r}"}, []
+
+    def serve(self) -> None:
+        while True:
+            readable, _, _ = select.select([self.ctrl], [], [], 1.0)
+            self.reap()
+            if not readable:
+                continue
+            data, fds, _, _ = socket.recv_fds(self.ctrl, 1 << 20, 4)
+            if not data:
+                return  # the host went away; kernels follow through their parent-death signal
+            reply, out_fds = self.handle(json.loads(data), fds)
+            socket.send_fds(self.ctrl, [json.dumps(reply).encode()], out_fds)
+            for fd in out_fds:
+                os.close(fd)
+
+
+def main(ctrl_fd: int, policy_module: str) -> None:
+    isolation.set_parent_death_signal()
+    ctrl = socket.socket(fileno=ctrl_fd)
+    started = time.monotonic()
+    netns = isolation.apply_netns()
+    failed = _preimport(policy_module)
+    gc.collect()
+    gc.freeze()  # keep the template's objects out of kernels' collections: their pages stay shared
+    ready = {"ready": True, "layers": [netns.to_dict()], "import_failures": failed, "pid": os.getpid()}
+    ready["startup_seconds"] = round(time.monotonic() - started, 3)
+    socket.send_fds(ctrl, [json.dumps(ready).encode()], [])
+    Server(ctrl, policy_module).serve()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2])
