@@ -1,0 +1,46 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HOST PORT
+
+.PHONY: install run worker test lint format migrations-check bench
+
+# Re-installs only when requirements.txt changes (the stamp file is newer otherwise).
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The app with everything embedded: SQLite, in-memory channel layer, local files, offline analyst.
+run: install
+	DEBUG=1 PY=$(PY) bin/run
+
+## One extra run worker (for a `make run` that points at shared services, or to see it alone).
+worker: install
+	DEBUG=$${DEBUG:-1} $(PY) manage.py run_worker
+
+## The whole suite: lint, migrations in sync, then pytest.
+test: install lint migrations-check
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check . || echo "ruff format would reformat the files above (run: make format)"
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+migrations-check: install
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+## Benchmarks print ratios; they are not timed tests.
+bench: install
+	@set -e; for script in bench/*.py; do echo "== $$script"; DEBUG=1 $(PY) $$script; done
