@@ -1,0 +1,382 @@
+"""Runtime guards the policy's rewritten code calls, and the builtins it sees.
+
+Only attribute loads that can reach something dangerous pay for a guard call; the rules are
+in policy.py. Everything here must stay cheap: `guarded_getattr` is on the hot path of every
+attribute load the compiler could not prove harmless.
+"""
+
+import builtins
+import string
+import _string
+import sys
+import types
+from functools import lru_cache
+
+ModuleType = types.ModuleType
+
+
+class PolicyError(SyntaxError):
+    """Code, or a value it reached, is outside the sandbox policy. Messages are short and say
+    what to do instead, because the reader is usually an LLM agent that will retry."""
+
+
+PRIVATE_HINT = "names starting with '_' are private. Use the public API instead."
+
+# Import roots user code may import (plus their submodules, minus DENIED_MODULES). `string`,
+# `io`, `operator` and `yaml` are served as safe proxies (see libraries.py), not the real ones.
+ALLOWED_ROOTS = frozenset(
+    """pandas numpy scipy sklearn statsmodels plotly matplotlib mpl_toolkits seaborn patsy
+    math cmath statistics datetime json re collections itertools functools random decimal
+    fractions string textwrap io time warnings operator copy heapq bisect calendar typing
+    dataclasses numbers enum zoneinfo pprint difflib unicodedata array abc contextlib
+    __future__ yaml""".split()
+)
+# Where the callables of allowed modules may come from (their C accelerators included).
+CALLABLE_ROOTS = ALLOWED_ROOTS | frozenset(
+    """_functools _heapq _bisect _collections _collections_abc _json _datetime _pydatetime
+    _decimal _pydecimal _random _statistics _sre _strptime _struct _warnings _abc
+    _contextvars _zoneinfo dateutil pytz tzdata cycler pyparsing kiwisolver contourpy PIL
+    narwhals joblib threadpoolctl __main__ builtins""".split()
+) - {"io", "operator", "string"}
+# Submodules of allowed roots that are code execution or raw memory in disguise.
+DENIED_MODULES = (
+    "numpy.ctypeslib", "numpy.f2py", "numpy.distutils", "numpy.testing._private",
+    "pandas.io.clipboard", "pandas.io.clipboards", "pandas.compat.pickle_compat",
+    "pandas.io.pickle", "pandas.util._tester", "matplotlib.testing", "scipy._lib",
+    "statsmodels.iolib.smpickle", "sklearn.externals", "sklearn.utils._testing",
+)
+# joblib is allowed as a *callable* origin (sklearn re-exports delayed/Parallel), never as a
+# module, and its pickle loader is refused by name.
+DENIED_CALLABLES = {"joblib": {"load", "dump"}}
+
+# Frame, generator, coroutine, traceback and code internals: refused at compile time.
+DENIED_ATTRS = frozenset(
+    """gi_frame gi_code gi_yieldfrom gi_running gi_suspended cr_frame cr_code cr_await
+    cr_origin cr_running ag_frame ag_code ag_await ag_running tb_frame tb_next tb_lasti
+    f_back f_globals f_locals f_builtins f_code f_trace f_lasti func_globals func_code
+    ctypes tofile from_custom_template template_html template_html_table
+    template_html_style template_latex template_string""".split()
+) | frozenset(n for n in dir(types.CodeType) if n.startswith("co_"))
+# Read-only dunders that only ever hold strings.
+SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__"})
+
+_DANGEROUS_TYPES = {types.FrameType, types.TracebackType, types.CodeType}
+_DANGEROUS_TYPE_ROOTS = ("jinja2", "subprocess", "socket", "ctypes", "_ctypes", "multiprocessing")
+
+
+def refuse(message: str) -> None:
+    raise PolicyError(message)
+
+
+@lru_cache(maxsize=4096)
+def module_allowed(name: str) -> bool:
+    if not isinstance(name, str):
+        return False
+    if name.split(".", 1)[0] not in ALLOWED_ROOTS:
+        return False
+    if any(part.startswith("_") for part in name.split(".")[1:]) and not name.startswith("__future__"):
+        return False
+    return not any(name == d or name.startswith(d + ".") for d in DENIED_MODULES)
+
+
+def _module_origin_allowed(module_name) -> bool:
+    if module_name is None:
+        return True
+    if not isinstance(module_name, str):
+        return False
+    root = module_name.split(".", 1)[0]
+    return root in CALLABLE_ROOTS and not any(
+        module_name == d or module_name.startswith(d + ".") for d in DENIED_MODULES
+    )
+
+
+_DANGEROUS_BUILTINS = {
+    id(getattr(builtins, n))
+    for n in """exec eval compile open __import__ getattr setattr delattr vars globals locals
+    breakpoint input help exit quit""".split()
+    if hasattr(builtins, n)
+}
+
+
+def _check_callable(v, name: str):
+    """A function or class reached through an attribute: must come from an allowed library."""
+    try:
+        origin = v.__module__
+    except Exception:
+        return v
+    if origin == "builtins":
+        if id(v) in _DANGEROUS_BUILTINS:
+            refuse(f"Access to '{name}' is not allowed: it is a builtin the sandbox replaces. Use the plain name.")
+        return v
+    if not _module_origin_allowed(origin):
+        refuse(f"Access to '{name}' is not allowed: it comes from module '{origin}', which the sandbox blocks.")
+    denied = DENIED_CALLABLES.get(origin.split(".", 1)[0] if isinstance(origin, str) else "")
+    if denied and getattr(v, "__name__", None) in denied:
+        refuse(f"Access to '{name}' is not allowed: loading or dumping pickles is blocked.")
+    return v
+
+
+def _check_module(m, name: str):
+    if not module_allowed(m.__name__):
+        refuse(f"Access to module '{m.__name__}' (as '{name}') is not allowed in the sandbox.")
+    return m
+
+
+# Kinds of attribute results, cached per type so the common case is one dict lookup.
+_OK, _MODULE, _FUNC, _BUILTIN, _CLASS, _BAD = range(6)
+_kind: dict = {
+    int: _OK, float: _OK, str: _OK, bool: _OK, list: _OK, dict: _OK, tuple: _OK,
+    type(None): _OK, types.MethodType: _OK, types.ModuleType: _MODULE,
+    types.FunctionType: _FUNC, types.BuiltinFunctionType: _BUILTIN,
+}
+
+
+def _classify(t) -> int:
+    if t in _DANGEROUS_TYPES:
+        k = _BAD
+    elif issubclass(t, ModuleType):
+        k = _MODULE
+    elif issubclass(t, type):
+        k = _CLASS
+    elif str(getattr(t, "__module__", "")).split(".", 1)[0] in _DANGEROUS_TYPE_ROOTS:
+        k = _BAD
+    elif callable(t) and t.__name__ in ("_ArrayFunctionDispatcher", "ufunc", "partial"):
+        k = _FUNC
+    else:
+        k = _OK
+    _kind[t] = k
+    return k
+
+
+def check_value(v, name: str):
+    """Refuse values that reach outside the sandbox: foreign modules, their functions, frames."""
+    t = type(v)
+    k = _kind.get(t)
+    if k is None:
+        k = _classify(t)
+    if k == _OK:
+        return v
+    if k == _MODULE:
+        return _check_module(v, name)
+    if k == _BUILTIN:
+        owner = v.__self__
+        if owner is None or type(owner) is ModuleType:
+            return _check_callable(v, name)
+        return v
+    if k == _BAD:
+        refuse(f"Access to '{name}' is not allowed: {t.__name__} objects are internals the sandbox hides.")
+    return _check_callable(v, name)
+
+
+def guarded_getattr(obj, name):
+    """`obj.name` for names the compiler could not prove harmless."""
+    if type(obj) is ModuleType and not module_allowed(obj.__name__):
+        refuse(f"Access to '{name}' of module '{obj.__name__}' is not allowed in the sandbox.")
+    return check_value(getattr(obj, name), name)
+
+
+def check_attr_name(name: str) -> None:
+    if not isinstance(name, str):
+        raise TypeError("attribute name must be a string")
+    if name.startswith("_") and name not in SAFE_DUNDERS:
+        refuse(f"Access to '{name}' is not allowed: {PRIVATE_HINT}")
+    if name in DENIED_ATTRS:
+        refuse(f"Access to '{name}' is not allowed: it exposes interpreter or template internals.")
+
+
+_MISSING = object()
+
+
+def safe_getattr(obj, name, default=_MISSING):
+    check_attr_name(name)
+    try:
+        if name in SPECIAL_ATTRS:
+            return special_getattr(obj, name)
+        return guarded_getattr(obj, name)
+    except AttributeError:
+        if default is _MISSING:
+            raise
+        return default
+
+
+def safe_hasattr(obj, name) -> bool:
+    return safe_getattr(obj, name, _MISSING) is not _MISSING
+
+
+# --------------------------------------------------------------- writes
+def guarded_write(obj):
+    """Target of `obj.x = ...` / `del obj.x`: never a module, a library class or a builtin."""
+    t = type(obj)
+    if t is ModuleType or isinstance(obj, ModuleType):
+        refuse("Setting attributes on modules is not allowed in the sandbox.")
+    if isinstance(obj, type) and not _is_user_class(obj):
+        refuse(f"Setting attributes on library class '{obj.__name__}' is not allowed; subclass it instead.")
+    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)) and not _is_user_function(obj):
+        refuse("Setting attributes on library functions is not allowed in the sandbox.")
+    return obj
+
+
+def _is_library(module_name) -> bool:
+    if not isinstance(module_name, str) or module_name == "__main__":
+        return False
+    root = module_name.split(".", 1)[0]
+    return root in CALLABLE_ROOTS or root in ALLOWED_ROOTS or module_name in sys.builtin_module_names
+
+
+def _is_user_class(cls) -> bool:
+    return not _is_library(getattr(cls, "__module__", None))
+
+
+def _is_user_function(f) -> bool:
+    return isinstance(f, types.FunctionType) and not _is_library(f.__module__)
+
+
+def safe_setattr(obj, name, value) -> None:
+    check_attr_name(name)
+    setattr(guarded_write(obj), name, value)
+
+
+def safe_delattr(obj, name) -> None:
+    check_attr_name(name)
+    delattr(guarded_write(obj), name)
+
+
+# --------------------------------------------------------------- format strings
+_formatter = string.Formatter()
+
+
+def check_format_string(fmt) -> None:
+    """Refuse `{0.__class__}`-style fields: str.format would read private attributes."""
+    if not isinstance(fmt, str) or "{" not in fmt:
+        return
+    try:
+        parsed = list(_formatter.parse(fmt))
+    except ValueError:
+        return  # str.format raises the real error
+    for _literal, field, spec, _conv in parsed:
+        if field:
+            try:
+                _first, rest = _string.formatter_field_name_split(field)
+                private = any(is_attr and str(key).startswith("_") for is_attr, key in rest)
+            except ValueError:
+                private = False
+            if private:
+                refuse(f"Format field '{{{field}}}' is not allowed: {PRIVATE_HINT}")
+        if spec:
+            check_format_string(spec)
+
+
+class _SafeFormat:
+    """Stands in for `s.format` / `str.format` / `s.format_map`."""
+
+    __slots__ = ("_bound", "_unbound")
+
+    def __init__(self, bound, unbound: bool):
+        self._bound = bound
+        self._unbound = unbound
+
+    def __call__(self, *args, **kwargs):
+        fmt = args[0] if self._unbound and args else getattr(self._bound, "__self__", None)
+        check_format_string(fmt)
+        return self._bound(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return repr(self._bound)
+
+
+# --------------------------------------------------------------- special attribute names
+def _string_args_private(args) -> bool:
+    for a in args:
+        if isinstance(a, str):
+            if a.startswith("_"):
+                return True
+        elif isinstance(a, dict):
+            if _string_args_private(a.values()) or _string_args_private(a.keys()):
+                return True
+        elif isinstance(a, (list, tuple)):
+            if _string_args_private(a):
+                return True
+    return False
+
+
+def _by_name_dispatch(method, name: str):
+    """pandas `agg("name")`/`apply("name")` look methods up by string: keep them public."""
+
+    def call(*args, **kwargs):
+        if _string_args_private(args) or _string_args_private(kwargs.values()):
+            refuse(f"'{name}' with a private method name is not allowed: {PRIVATE_HINT}")
+        return method(*args, **kwargs)
+
+    return call
+
+
+_NDARRAY_WRITERS = frozenset({"dump"})
+BY_NAME_METHODS = frozenset({"agg", "aggregate", "apply", "transform", "map", "applymap", "pipe", "resample"})
+SPECIAL_ATTRS = frozenset({"format", "format_map", "dump"}) | BY_NAME_METHODS
+
+
+def special_getattr(obj, name):
+    v = guarded_getattr(obj, name)
+    if name == "format" or name == "format_map":
+        if isinstance(obj, str):
+            return _SafeFormat(v, unbound=False)
+        if isinstance(obj, type) and issubclass(obj, str):
+            return _SafeFormat(v, unbound=True)
+        return v
+    if name in _NDARRAY_WRITERS:
+        np = sys.modules.get("numpy")
+        if np is not None and (isinstance(obj, np.ndarray) or (isinstance(obj, type) and issubclass(obj, np.ndarray))):
+            refuse("ndarray.dump is not allowed: use np.save('name.npy', arr) in the workspace.")
+        return v
+    if callable(v) and type(obj).__module__.split(".", 1)[0] == "pandas":
+        return _by_name_dispatch(v, name)
+    return v
+
+
+# --------------------------------------------------------------- builtins
+def _refused_builtin(name: str, hint: str):
+    def refused(*args, **kwargs):
+        refuse(f"'{name}' is not allowed in the sandbox: {hint}")
+
+    refused.__name__ = name
+    return refused
+
+
+def safe_type(*args):
+    if len(args) != 1:
+        refuse("type() with three arguments is not allowed: use a class statement.")
+    return type(args[0])
+
+
+def safe_dir(*args):
+    names = dir(*args) if args else []
+    return [n for n in names if not n.startswith("_")]
+
+
+_SAFE_BUILTIN_NAMES = """abs all any ascii bin bool bytearray bytes callable chr classmethod complex dict
+    divmod enumerate filter float format frozenset hash hex id int isinstance issubclass iter len
+    list map max min next object oct ord pow print property range repr reversed round set slice
+    sorted staticmethod str sum super tuple zip aiter anext
+    True False None NotImplemented Ellipsis __build_class__""".split()
+
+
+def build_safe_builtins(safe_import, safe_open) -> dict:
+    b = {n: getattr(builtins, n) for n in _SAFE_BUILTIN_NAMES if hasattr(builtins, n)}
+    b.update(
+        (n, v) for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)
+    )
+    b.update(
+        __import__=safe_import, open=safe_open, type=safe_type, dir=safe_dir,
+        getattr=safe_getattr, hasattr=safe_hasattr, setattr=safe_setattr, delattr=safe_delattr,
+        PolicyError=PolicyError, __name__="__main__",
+    )
+    hints = {
+        "exec": "run the code directly in the cell", "eval": "compute the expression directly",
+        "compile": "run the code directly in the cell", "globals": "use the variables directly",
+        "locals": "use the variables directly", "vars": "use the attributes directly",
+        "breakpoint": "there is no debugger", "input": "there is no interactive input",
+        "help": "read the docstring with print(obj.__doc__)", "exit": "end the cell instead",
+        "quit": "end the cell instead", "memoryview": "use bytes or numpy arrays",
+    }
+    b.update((n, _refused_builtin(n, h)) for n, h in hints.items())
+    return b

@@ -1,0 +1,388 @@
+"""The analysis libraries' dangerous surface, wrapped process-wide.
+
+`harden_libraries(workspace)` replaces file-reading/writing functions of pandas, numpy,
+matplotlib, plotly (and, once imported, scipy.io, sklearn.datasets) with wrappers whose path
+arguments must resolve inside the workspace (symlinks resolved). URLs and fsspec protocols are
+refused, and so is everything that unpickles (`pd.read_pickle`, `np.load(allow_pickle=True)`,
+`np.lib.format.read_array(allow_pickle=True)`, sklearn `fetch_*` caches), or spawns programs
+(clipboard, ffmpeg/imagemagick animation writers, `text.usetex`). pandas `eval`/`query` stay
+(both engines only evaluate pandas' own expression grammar), but their expression may not name
+anything starting with `_`, which is how that grammar would otherwise reach private attributes.
+
+A wrapper replaces the original in *every* loaded module that holds it, so
+`pd.io.parsers.readers.read_csv` is the wrapper too; modules imported later are handled by
+`harden_new_modules()`, which the sandbox's `__import__` calls.
+"""
+
+import builtins
+import functools
+import inspect
+import io
+import operator
+import os
+import re
+import string
+import sys
+import types
+
+from analysis.sandbox.guards import PolicyError, check_attr_name, refuse, safe_getattr
+
+_state = {"workspace": None, "seen": set(), "done_roots": set()}
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://|^file:|::")
+PATH_PARAMS = (
+    "path", "path_or_buf", "path_or_buffer", "filepath_or_buffer", "io", "fname", "file",
+    "filename", "stylesheet", "excel_writer", "buf", "fp", "frame", "container_path", "f",
+    "file_name", "data_home",
+)
+
+
+def is_hardened() -> bool:
+    return _state["workspace"] is not None
+
+
+def workspace() -> str:
+    return _state["workspace"]
+
+
+def confine(path):
+    """The resolved path if it lies inside the workspace; file objects pass through."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, str):
+        if isinstance(path, int) and not isinstance(path, bool):
+            refuse("Opening file descriptors is not allowed: open a file in the workspace by name.")
+        return path
+    if _URL.search(path):
+        refuse(f"URLs are not allowed in the sandbox ({path[:60]!r}): there is no network; use workspace files.")
+    ws = _state["workspace"] or os.path.realpath(os.getcwd())
+    full = os.path.realpath(os.path.join(ws, os.path.expanduser(path)))
+    if full != ws and not full.startswith(ws + os.sep):
+        refuse(f"Path {path!r} is outside the workspace: only files in the working directory can be used.")
+    return full
+
+
+def safe_open(file, mode="r", buffering=-1, encoding=None, errors=None, newline=None, closefd=True, opener=None):
+    if opener is not None or not closefd:
+        refuse("open() with opener/closefd is not allowed in the sandbox.")
+    return builtins.open(confine(file), mode, buffering, encoding, errors, newline)
+
+
+# ------------------------------------------------------------------------ wrappers
+def _confined(func, params=PATH_PARAMS, check=None):
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        sig = None
+    names = [p for p in (sig.parameters if sig else ()) if p in params]
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if check is not None:
+            check(args, kwargs)
+        if sig is not None and names:
+            try:
+                bound = sig.bind_partial(*args, **kwargs)
+            except TypeError:
+                return func(*args, **kwargs)  # let the library report the bad call
+            for name in names:
+                if name in bound.arguments:
+                    bound.arguments[name] = confine(bound.arguments[name])
+            return func(*bound.args, **bound.kwargs)
+        return func(*args, **kwargs)
+
+    wrapper.__sandboxed__ = True
+    return wrapper
+
+
+def _refused(func, message: str):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        refuse(message)
+
+    wrapper.__sandboxed__ = True
+    return wrapper
+
+
+def _no_pickle(args, kwargs):
+    if kwargs.get("allow_pickle"):
+        refuse("Loading pickles is not allowed in the sandbox: use np.save/np.load without allow_pickle.")
+
+
+_PRIVATE_NAME = re.compile(r"(?<![\w])_|\._")
+
+
+def _public_expression(args, kwargs):
+    expr = kwargs.get("expr", args[0] if args else None)
+    if isinstance(expr, str) and _PRIVATE_NAME.search(expr):
+        refuse("pandas eval/query expressions may not use names starting with '_'.")
+
+
+_EXEC_WRITERS = {"pillow", "html"}
+
+
+def _animation_writer(args, kwargs):
+    writer = kwargs.get("writer", args[2] if len(args) > 2 else None)
+    name = writer if isinstance(writer, str) else type(writer).__name__.lower() if writer is not None else "pillow"
+    if not any(w in name.lower() for w in _EXEC_WRITERS):
+        refuse("Animation writers that start programs (ffmpeg, imagemagick) are not allowed: use writer='pillow'.")
+
+
+_RC_REFUSED = {"animation.ffmpeg_path", "animation.convert_path", "text.usetex", "ps.usedistiller", "pgf.texsystem"}
+
+
+def _rc_setitem(original):
+    @functools.wraps(original)
+    def __setitem__(self, key, val):
+        if key in _RC_REFUSED and val and val != sys.modules["matplotlib"].rcParamsDefault.get(key):
+            refuse(f"rcParams[{key!r}] starts external programs and is not allowed in the sandbox.")
+        return original(self, key, val)
+
+    return __setitem__
+
+
+# What to wrap, as (module, dotted attribute, kind, extra). Missing ones are skipped, so the
+# table survives library version drift.
+_CONFINE = "confine"
+_REFUSE = "refuse"
+_TARGETS = {
+    "pandas": [
+        *[("pandas", n, _CONFINE, None) for n in (
+            "read_csv", "read_table", "read_fwf", "read_excel", "read_json", "read_html", "read_xml",
+            "read_parquet", "read_feather", "read_orc", "read_stata", "read_sas", "read_spss", "read_hdf")],
+        *[("pandas", n, _REFUSE, "pickles can run code; save data as CSV or parquet instead.")
+          for n in ("read_pickle",)],
+        *[("pandas", n, _REFUSE, "there is no clipboard, database or network in the sandbox.")
+          for n in ("read_clipboard", "read_sql", "read_sql_query", "read_sql_table", "read_iceberg", "read_gbq")],
+        *[("pandas.core.generic", f"NDFrame.{n}", _CONFINE, None) for n in (
+            "to_csv", "to_excel", "to_json", "to_hdf", "to_pickle", "to_latex", "to_xarray")],
+        *[("pandas.core.frame", f"DataFrame.{n}", _CONFINE, None) for n in (
+            "to_parquet", "to_feather", "to_orc", "to_stata", "to_html", "to_string", "to_markdown",
+            "to_xml")],
+        *[("pandas.core.series", f"Series.{n}", _CONFINE, None) for n in ("to_string", "to_markdown")],
+        *[("pandas.core.generic", f"NDFrame.{n}", _REFUSE, "there is no clipboard or database in the sandbox.")
+          for n in ("to_clipboard", "to_sql")],
+        ("pandas.core.frame", "DataFrame.to_iceberg", _REFUSE, "there is no catalog in the sandbox."),
+        ("pandas.io.excel._base", "ExcelWriter.__init__", _CONFINE, None),
+        ("pandas.io.excel._base", "ExcelFile.__init__", _CONFINE, None),
+        ("pandas.io.pytables", "HDFStore.__init__", _CONFINE, None),
+        ("pandas.core.computation.eval", "eval", "check", _public_expression),
+        ("pandas.core.frame", "DataFrame.query", "check", _public_expression),
+    ],
+    "numpy": [
+        ("numpy", "load", "confine+check", _no_pickle),
+        *[("numpy", n, _CONFINE, None) for n in (
+            "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile", "fromregex")],
+        ("numpy.lib.format", "read_array", "check", _no_pickle),
+        ("numpy.lib.format", "open_memmap", _CONFINE, None),
+        ("numpy.lib._datasource", "DataSource.open", _CONFINE, None),
+        ("numpy.lib._datasource", "DataSource.exists", _CONFINE, None),
+    ],
+    "matplotlib": [
+        ("matplotlib.figure", "Figure.savefig", _CONFINE, None),
+        ("matplotlib.image", "imread", _CONFINE, None),
+        ("matplotlib.image", "imsave", _CONFINE, None),
+        ("matplotlib", "rc_file", _CONFINE, None),
+        ("matplotlib.animation", "Animation.save", "confine+check", _animation_writer),
+        ("matplotlib.backends.backend_pdf", "PdfPages.__init__", _CONFINE, None),
+    ],
+    "plotly": [
+        *[("plotly.io", n, _CONFINE, None) for n in ("write_html", "write_image", "write_json", "read_json")],
+        ("plotly.offline", "plot", _CONFINE, None),
+    ],
+    "scipy": [
+        *[("scipy.io", n, _CONFINE, None) for n in ("loadmat", "savemat", "mmread", "mmwrite", "readsav",
+                                                      "hb_read", "hb_write")],
+        *[("scipy.io.wavfile", n, _CONFINE, None) for n in ("read", "write")],
+        ("scipy.io.arff", "loadarff", _CONFINE, None),
+    ],
+    "sklearn": [
+        *[("sklearn.datasets", n, _CONFINE, None) for n in (
+            "load_files", "load_svmlight_file", "load_svmlight_files", "dump_svmlight_file", "get_data_home",
+            "clear_data_home")],
+    ],
+}
+_MODULES_FOR_ROOT = {
+    "pandas": ("pandas", "pandas.io.excel._base", "pandas.io.pytables", "pandas.core.computation.eval"),
+    "numpy": ("numpy", "numpy.lib.format", "numpy.lib._datasource"),
+    "matplotlib": ("matplotlib", "matplotlib.figure", "matplotlib.image", "matplotlib.animation",
+                   "matplotlib.backends.backend_pdf", "matplotlib.pyplot"),
+    "plotly": ("plotly.io", "plotly.offline"),
+    "scipy": (),
+    "sklearn": (),
+}
+EAGER_ROOTS = ("numpy", "pandas", "matplotlib", "plotly")
+
+
+def _resolve(module, dotted):
+    owner, _, attr = dotted.rpartition(".")
+    target = module
+    for part in owner.split(".") if owner else ():
+        target = getattr(target, part)
+    return target, attr
+
+
+def _make_wrapper(func, kind, extra):
+    if kind == _REFUSE:
+        return _refused(func, f"'{func.__name__}' is not allowed: {extra}")
+    if kind == "check":
+        return _confined(func, params=(), check=extra)
+    if kind == "confine+check":
+        return _confined(func, check=extra)
+    return _confined(func)
+
+
+def _harden_root(root: str) -> dict:
+    replaced = {}
+    for mod_name, dotted, kind, extra in _TARGETS.get(root, ()):
+        module = sys.modules.get(mod_name)
+        if module is None:
+            continue
+        try:
+            owner, attr = _resolve(module, dotted)
+            original = inspect.getattr_static(owner, attr)
+        except AttributeError:
+            continue
+        func = original.__func__ if isinstance(original, (staticmethod, classmethod)) else original
+        if getattr(func, "__sandboxed__", False):
+            continue
+        wrapper = _make_wrapper(func, kind, extra)
+        if isinstance(original, staticmethod):
+            wrapper = staticmethod(wrapper)
+        elif isinstance(original, classmethod):
+            wrapper = classmethod(wrapper)
+        setattr(owner, attr, wrapper)
+        replaced[id(func)] = (func, wrapper)
+    if root == "matplotlib" and "matplotlib" in sys.modules:
+        rc = sys.modules["matplotlib"].RcParams
+        if not getattr(rc.__setitem__, "__sandboxed__", False):
+            rc.__setitem__ = _rc_setitem(rc.__setitem__)
+            rc.__setitem__.__sandboxed__ = True
+    if root == "sklearn" and "sklearn.datasets" in sys.modules:
+        ds = sys.modules["sklearn.datasets"]
+        for name in [n for n in dir(ds) if n.startswith("fetch_")]:
+            func = getattr(ds, name)
+            if not getattr(func, "__sandboxed__", False):
+                wrapper = _refused(func, f"'{name}' is not allowed: there is no network; its caches are pickles.")
+                setattr(ds, name, wrapper)
+                replaced[id(func)] = (func, wrapper)
+    return replaced
+
+
+def _replace_aliases(replaced: dict, module_names) -> None:
+    """Point every module attribute that still holds an original at its wrapper."""
+    if not replaced:
+        return
+    for name in module_names:
+        module = sys.modules.get(name)
+        d = getattr(module, "__dict__", None)
+        if not d:
+            continue
+        for key, value in list(d.items()):
+            hit = replaced.get(id(value))
+            if hit is not None and hit[0] is value:
+                d[key] = hit[1]
+
+
+_all_replaced: dict = {}
+
+
+def _root_loaded(root: str) -> bool:
+    return any(m in sys.modules for m in _MODULES_FOR_ROOT.get(root, ())) or root in sys.modules
+
+
+def harden_new_modules() -> None:
+    """Wrap roots imported since the last call and re-point aliases in new modules."""
+    if _state["workspace"] is None:
+        return
+    new = [n for n in list(sys.modules) if n not in _state["seen"]]
+    if not new:
+        return
+    _state["seen"].update(new)
+    for root in _TARGETS:
+        if root in sys.modules:
+            _all_replaced.update(_harden_root(root))
+    # scipy.io / sklearn.datasets may load after their root: re-run on any new submodule
+    _replace_aliases(_all_replaced, new)
+
+
+def harden_libraries(workspace: str) -> None:
+    """Idempotent and process-wide; a later call with another workspace re-targets the wrappers."""
+    _state["workspace"] = os.path.realpath(workspace)
+    for root in EAGER_ROOTS:
+        try:
+            __import__(root)
+            for m in _MODULES_FOR_ROOT[root]:
+                __import__(m)
+        except ImportError:
+            continue
+    for root in _TARGETS:
+        if root in sys.modules:
+            _all_replaced.update(_harden_root(root))
+    _state["seen"].update(sys.modules)
+    _replace_aliases(_all_replaced, [n for n in list(sys.modules) if n.split(".", 1)[0] in _TARGETS or n == "seaborn" or n == "statsmodels"])
+
+
+# ------------------------------------------------------------------------ safe stdlib proxies
+def _proxy(name: str, attrs: dict) -> types.ModuleType:
+    module = types.ModuleType(name, f"Sandbox view of the '{name}' module.")
+    module.__dict__.update(attrs)
+    return module
+
+
+def _attrgetter(*names):
+    for n in names:
+        for part in n.split("."):
+            check_attr_name(part)
+
+    def get(obj):
+        values = []
+        for n in names:
+            v = obj
+            for part in n.split("."):
+                v = safe_getattr(v, part)
+            values.append(v)
+        return values[0] if len(values) == 1 else tuple(values)
+
+    return get
+
+
+def _methodcaller(name, /, *args, **kwargs):
+    check_attr_name(name)
+    return lambda obj: safe_getattr(obj, name)(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _string_proxy():
+    keep = """ascii_letters ascii_lowercase ascii_uppercase digits hexdigits octdigits punctuation
+        printable whitespace capwords Template""".split()
+    return _proxy("string", {k: getattr(string, k) for k in keep})
+
+
+@functools.lru_cache(maxsize=None)
+def _io_proxy():
+    return _proxy("io", {"StringIO": io.StringIO, "BytesIO": io.BytesIO, "open": safe_open,
+                         "TextIOWrapper": io.TextIOWrapper, "SEEK_SET": 0, "SEEK_CUR": 1, "SEEK_END": 2})
+
+
+@functools.lru_cache(maxsize=None)
+def _operator_proxy():
+    attrs = {k: v for k, v in vars(operator).items() if not k.startswith("_")}
+    attrs.update(attrgetter=_attrgetter, methodcaller=_methodcaller)
+    return _proxy("operator", attrs)
+
+
+@functools.lru_cache(maxsize=None)
+def _yaml_proxy():
+    import yaml
+
+    return _proxy("yaml", {"safe_load": yaml.safe_load, "safe_load_all": yaml.safe_load_all,
+                           "safe_dump": yaml.safe_dump, "safe_dump_all": yaml.safe_dump_all,
+                           "YAMLError": yaml.YAMLError})
+
+
+_attrgetter.__module__ = _methodcaller.__module__ = "operator"
+PROXIES = {"string": _string_proxy, "io": _io_proxy, "operator": _operator_proxy, "yaml": _yaml_proxy}
+
+__all__ = ["harden_libraries", "harden_new_modules", "confine", "safe_open", "PROXIES", "PolicyError"]
