@@ -1,0 +1,272 @@
+"""Static images of plotly figures, drawn with matplotlib from the figure's own data.
+
+No kaleido/Chrome: the common trace types (scatter/line, bar, histogram, box, pie,
+heatmap) are redrawn with matplotlib's object API (no pyplot global state, so it is
+safe in threads). Anything else becomes a clear placeholder text, never a blank box.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+SUPPORTED_TRACES = ("scatter", "scattergl", "bar", "histogram", "box", "pie", "heatmap")
+_DTYPES = {"i1": "<i1", "u1": "<u1", "i2": "<i2", "u2": "<u2", "i4": "<i4", "u4": "<u4", "f4": "<f4", "f8": "<f8"}
+_PALETTE = [
+    "#636efa",
+    "#EF553B",
+    "#00cc96",
+    "#ab63fa",
+    "#FFA15A",
+    "#19d3f3",
+    "#FF6692",
+    "#B6E880",
+    "#FF97FF",
+    "#FECB52",
+]
+
+
+def plotly_array(value: Any) -> list | np.ndarray | None:
+    """A trace array as plotly stores it: a list, or (plotly >= 6) a base64 typed array {"dtype", "bdata", "shape"}."""
+    if value is None:
+        return None
+    if isinstance(value, dict) and "bdata" in value:
+        dtype = _DTYPES.get(str(value.get("dtype", "f8")), "<f8")
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=dtype)
+        shape = value.get("shape")
+        if shape:
+            dims = [int(p) for p in str(shape).split(",") if p.strip()]
+            if math.prod(dims) == array.size:
+                array = array.reshape(dims)
+        return array
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _text(value: Any) -> str:
+    """A title may be a string or {"text": ...}."""
+    if isinstance(value, dict):
+        value = value.get("text")
+    return str(value) if value not in (None, "") else ""
+
+
+def _numeric(values: Any) -> np.ndarray | None:
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        return None
+
+
+def _xy(values: Any) -> list | np.ndarray:
+    """Numbers stay numbers; anything else (dates, categories) is plotted as text categories."""
+    numbers = _numeric(values)
+    if numbers is not None:
+        return numbers
+    return ["" if v is None else str(v) for v in values]
+
+
+def _color(trace: dict, index: int, key: str = "marker") -> str:
+    color = (trace.get(key) or {}).get("color") if isinstance(trace.get(key), dict) else None
+    return color if isinstance(color, str) else _PALETTE[index % len(_PALETTE)]
+
+
+def _draw_scatter(ax, trace: dict, index: int) -> None:
+    x, y = plotly_array(trace.get("x")), plotly_array(trace.get("y"))
+    if y is None and x is None:
+        return
+    if y is None:
+        y, x = x, list(range(len(x)))
+    if x is None:
+        x = list(range(len(y)))
+    mode = str(trace.get("mode") or ("lines" if len(y) > 20 else "lines+markers"))
+    color = _color(trace, index, "line" if "lines" in mode and "markers" not in mode else "marker")
+    label = trace.get("name") or None
+    if "lines" in mode:
+        ax.plot(_xy(x), _xy(y), color=color, label=label, marker="o" if "markers" in mode else None, markersize=3)
+    else:
+        ax.scatter(_xy(x), _xy(y), color=color, label=label, s=14, alpha=0.8)
+
+
+def _bar_values(trace: dict) -> tuple[list[str], np.ndarray]:
+    """(category labels, summed values per category) of one bar trace, in first-seen order."""
+    x, y = plotly_array(trace.get("x")), plotly_array(trace.get("y"))
+    cats, values = (y, x) if trace.get("orientation") == "h" else (x, y)
+    if values is None:
+        return [], np.zeros(0)
+    numbers = _numeric(values)
+    numbers = np.nan_to_num(numbers) if numbers is not None else np.zeros(len(values))
+    if cats is None:
+        cats = list(range(len(numbers)))
+    sums: dict[str, float] = {}
+    for cat, value in zip(cats, numbers, strict=False):
+        sums[str(cat)] = sums.get(str(cat), 0.0) + float(value)
+    return list(sums), np.array(list(sums.values()))
+
+
+def _draw_bars(ax, bars: list[tuple[int, dict]], *, stacked: bool) -> None:
+    """All bar traces on one shared category axis, grouped side by side or stacked."""
+    series = [(index, trace, *_bar_values(trace)) for index, trace in bars]
+    categories = list(dict.fromkeys(c for _, _, cats, _ in series for c in cats))
+    slot_of = {c: i for i, c in enumerate(categories)}
+    horizontal = any(t.get("orientation") == "h" for _, t in bars)
+    width = 0.8 if stacked else 0.8 / max(1, len(series))
+    base = np.zeros(len(categories))
+    for slot, (index, trace, cats, values) in enumerate(series):
+        heights = np.zeros(len(categories))
+        heights[[slot_of[c] for c in cats]] = values
+        offset = 0.0 if stacked else (slot - (len(series) - 1) / 2) * width
+        positions = np.arange(len(categories)) + offset
+        kwargs = {"color": _color(trace, index), "label": trace.get("name") or None}
+        if horizontal:
+            ax.barh(positions, heights, height=width, left=base if stacked else None, **kwargs)
+        else:
+            ax.bar(positions, heights, width=width, bottom=base if stacked else None, **kwargs)
+        if stacked:
+            base = base + heights
+    step = max(1, len(categories) // 30)  # never more than ~30 tick labels
+    ticks, labels = np.arange(len(categories))[::step], categories[::step]
+    if horizontal:
+        ax.set_yticks(ticks, labels)
+    else:
+        rotate = len(categories) > 6
+        ax.set_xticks(ticks, labels, rotation=30 if rotate else 0, ha="right" if rotate else "center")
+
+
+def _draw_histogram(ax, trace: dict, index: int) -> None:
+    values = plotly_array(trace.get("x"))
+    horizontal = values is None
+    if horizontal:
+        values = plotly_array(trace.get("y"))
+    if values is None:
+        return
+    numbers = _numeric(values)
+    label = trace.get("name") or None
+    if numbers is None:  # categorical histogram = counts per category
+        labels, counts = np.unique([str(v) for v in values], return_counts=True)
+        ax.bar(labels, counts, color=_color(trace, index), label=label)
+        return
+    numbers = numbers[np.isfinite(numbers)]
+    bins = int(trace.get("nbinsx") or trace.get("nbinsy") or 0) or "auto"
+    ax.hist(numbers, bins=bins, color=_color(trace, index), alpha=0.75, label=label,
+            orientation="horizontal" if horizontal else "vertical")  # fmt: skip
+
+
+def _draw_box(ax, trace: dict, index: int, *, position: int) -> None:
+    values = plotly_array(trace.get("y"))
+    if values is None:
+        values = plotly_array(trace.get("x"))
+    numbers = _numeric(values) if values is not None else None
+    if numbers is None:
+        return
+    groups = plotly_array(trace.get("x")) if trace.get("y") is not None else None
+    if groups is not None and len(groups) == len(numbers) and _numeric(groups) is None:
+        names = list(dict.fromkeys(str(g) for g in groups))
+        data = [numbers[[str(g) == n for g in groups]] for n in names]
+        ax.boxplot(data, tick_labels=names, patch_artist=True,
+                   boxprops={"facecolor": _color(trace, index), "alpha": 0.6})  # fmt: skip
+        return
+    ax.boxplot([numbers[np.isfinite(numbers)]], positions=[position], tick_labels=[trace.get("name") or f"trace {index}"],
+               patch_artist=True, boxprops={"facecolor": _color(trace, index), "alpha": 0.6})  # fmt: skip
+
+
+def _draw_heatmap(fig: Figure, ax, trace: dict) -> None:
+    z = plotly_array(trace.get("z"))
+    if z is None:
+        return
+    z = np.asarray(_numeric(z) if _numeric(z) is not None else np.zeros((1, 1)), dtype=float)
+    if z.ndim == 1:
+        z = z.reshape(1, -1)
+    image = ax.imshow(z, aspect="auto", cmap="viridis", origin="upper")
+    fig.colorbar(image, ax=ax)
+    x, y = plotly_array(trace.get("x")), plotly_array(trace.get("y"))
+    if x is not None and len(x) == z.shape[1] and len(x) <= 30:
+        ax.set_xticks(range(len(x)), [str(v) for v in x], rotation=45, ha="right")
+    if y is not None and len(y) == z.shape[0] and len(y) <= 30:
+        ax.set_yticks(range(len(y)), [str(v) for v in y])
+    if z.size <= 100:
+        for (row, col), value in np.ndenumerate(z):
+            ax.text(col, row, f"{value:.2g}", ha="center", va="center", fontsize=7, color="white")
+
+
+def _draw_pie(ax, trace: dict) -> None:
+    raw = plotly_array(trace.get("values"))
+    values = _numeric(raw if raw is not None else [])
+    labels = plotly_array(trace.get("labels"))
+    if values is None or not len(values):
+        return
+    labels = [str(v) for v in labels] if labels is not None and len(labels) == len(values) else None
+    hole = float(trace.get("hole") or 0)
+    ax.pie(values, labels=labels, autopct="%1.1f%%", startangle=90, colors=_PALETTE,
+           wedgeprops={"width": 1 - hole} if hole else None)  # fmt: skip
+    ax.axis("equal")
+
+
+def _placeholder(ax, text: str) -> None:
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=11, color="#5f6b7a",
+            bbox={"boxstyle": "round", "facecolor": "#f0f2f5", "edgecolor": "#dfe3e8"})  # fmt: skip
+
+
+def figure_draw(figure: dict[str, Any], *, width: float = 8.0, height: float = 4.5) -> Figure:
+    """A matplotlib Figure drawing the plotly figure dict (all traces on one axes)."""
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    traces = [t for t in (figure.get("data") or []) if isinstance(t, dict)]
+    layout = figure.get("layout") or {}
+    kinds = {str(t.get("type") or "scatter") for t in traces}
+    unknown = sorted(kinds - set(SUPPORTED_TRACES))
+    if not traces:
+        _placeholder(ax, "This chart has no data.")
+    elif unknown and not (kinds & set(SUPPORTED_TRACES)):
+        _placeholder(ax, f"Chart type {', '.join(unknown)} cannot be drawn as a static image.\n"
+                         "Open the interactive chart or download its JSON.")  # fmt: skip
+    else:
+        _draw_traces(fig, ax, traces, layout)
+        if unknown:
+            ax.text(0.99, 0.01, f"not drawn: {', '.join(unknown)}", transform=ax.transAxes, ha="right",
+                    va="bottom", fontsize=8, color="#9a6700")  # fmt: skip
+    title = _text(layout.get("title"))
+    if title:
+        fig.suptitle(title, fontsize=13)
+    return fig
+
+
+def _draw_traces(fig: Figure, ax, traces: list[dict], layout: dict) -> None:
+    drawers: dict[str, Callable[[dict, int], None]] = {
+        "scatter": lambda t, i: _draw_scatter(ax, t, i),
+        "scattergl": lambda t, i: _draw_scatter(ax, t, i),
+        "histogram": lambda t, i: _draw_histogram(ax, t, i),
+        "box": lambda t, i: _draw_box(ax, t, i, position=i + 1),
+        "heatmap": lambda t, i: _draw_heatmap(fig, ax, t),
+        "pie": lambda t, i: _draw_pie(ax, t),
+    }
+    bars = [(i, t) for i, t in enumerate(traces) if t.get("type") == "bar"]
+    if bars:
+        _draw_bars(ax, bars, stacked=layout.get("barmode") in ("stack", "relative"))
+    for index, trace in enumerate(traces):
+        kind = str(trace.get("type") or "scatter")
+        if kind in drawers:
+            drawers[kind](trace, index)
+    if "pie" not in {t.get("type") for t in traces}:
+        ax.set_xlabel(_text((layout.get("xaxis") or {}).get("title")))
+        ax.set_ylabel(_text((layout.get("yaxis") or {}).get("title")))
+        ax.grid(True, alpha=0.3)
+    if sum(1 for t in traces if t.get("name") and t.get("showlegend", True) is not False) > 1:
+        ax.legend(fontsize=8, title=_text((layout.get("legend") or {}).get("title")) or None)
+
+
+def figure_image(figure: dict[str, Any], *, fmt: str = "png", width: float = 8.0, height: float = 4.5) -> bytes:
+    """PNG or SVG bytes of the plotly figure dict, drawn offline with matplotlib."""
+    fig = figure_draw(figure, width=width, height=height)
+    buffer = io.BytesIO()
+    fig.savefig(
+        buffer, format=fmt, dpi=110 if fmt == "png" else None, metadata={"Date": None} if fmt == "svg" else None
+    )
+    return buffer.getvalue()

@@ -1,0 +1,166 @@
+"""Artifact downloads, pinning and session/project exports (the views and API call these)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import plotly
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.text import slugify
+
+from analysis.models import AnalysisSession, Artifact
+from exports.artifacts import artifact_figure_read, artifact_title
+from exports.charts import figure_image
+from exports.tables import table_data_read
+from projects.models import Project
+
+EXPORT_FORMATS = ("md", "json", "pdf", "ipynb")
+# Only these may be shown inline (in <img> or fetched by scripts); everything else is forced to download,
+# so an uploaded HTML/SVG "file" artifact can never run script on our origin.
+INLINE_SAFE_TYPES = frozenset({"image/png", "application/json"})
+_CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class UnknownFormat(ValueError):
+    """A format the target cannot be exported/downloaded in; the message says which ones exist."""
+
+
+def plotly_js_path() -> Path:
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def attachment_response(*, filename: str, content_type: str, body: Any, inline: bool = False) -> HttpResponse:
+    """An HttpResponse (bytes) or StreamingHttpResponse (iterator) carrying a safe Content-Disposition."""
+    response_class = HttpResponse if isinstance(body, bytes | str) else StreamingHttpResponse
+    response = response_class(body, content_type=content_type)
+    response.headers["Content-Disposition"] = _content_disposition(filename, inline=inline)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _content_disposition(filename: str, *, inline: bool) -> str:
+    from django.utils.http import content_disposition_header
+
+    return content_disposition_header(not inline, filename) or "attachment"
+
+
+# --- artifacts -------------------------------------------------------------------------------------------
+
+
+def artifact_filename(*, artifact: Artifact, ext: str) -> str:
+    base = slugify(artifact_title(artifact=artifact))[:80] or f"artifact-{artifact.pk}"
+    return f"{base}.{ext}"
+
+
+def artifact_download_build(*, artifact: Artifact, fmt: str) -> tuple[str, str, bytes]:
+    """``(filename, content_type, bytes)`` of one artifact in one format; raises UnknownFormat with the choices."""
+    fmt = (fmt or "").lower()
+    builders = _DOWNLOADS.get(artifact.kind, {})
+    if fmt in ("", "file") and artifact.kind == Artifact.Kind.FILE:
+        fmt = "file"
+    elif fmt == "" and builders:
+        fmt = next(iter(builders))
+    if fmt not in builders:
+        choices = ", ".join(builders) or "none"
+        hint = " SVG is only offered for interactive charts; images are stored as PNG." if fmt == "svg" else ""
+        raise UnknownFormat(f"Unknown format {fmt!r} for a {artifact.kind} artifact. Choose one of: {choices}.{hint}")
+    return builders[fmt](artifact)
+
+
+def _raw(artifact: Artifact) -> bytes:
+    with artifact.file.open("rb") as fh:
+        return fh.read()
+
+
+def _plotly_image(fmt: str):
+    def build(artifact: Artifact) -> tuple[str, str, bytes]:
+        body = figure_image(artifact_figure_read(artifact=artifact), fmt=fmt)
+        return artifact_filename(artifact=artifact, ext=fmt), "image/png" if fmt == "png" else "image/svg+xml", body
+
+    return build
+
+
+def _csv_safe(value: Any) -> Any:
+    # Spreadsheet apps evaluate text starting with = + - @ as a formula; quote it so it stays text.
+    if isinstance(value, str) and value.startswith(_CSV_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def table_csv_bytes(*, data: dict[str, Any]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([_csv_safe(c) for c in data["columns"]])
+    writer.writerows([["" if v is None else _csv_safe(v) for v in row] for row in data["rows"]])
+    return buffer.getvalue().encode("utf-8-sig")  # BOM: Excel opens UTF-8 correctly
+
+
+def table_xlsx_bytes(*, data: dict[str, Any], title: str = "Table") -> bytes:
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title=(slugify(title)[:31] or "Table"))
+    sheet.append([_csv_safe(c) for c in data["columns"]])
+    for row in data["rows"]:
+        sheet.append([_csv_safe(v) if not isinstance(v, list | dict) else json.dumps(v) for v in row])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_DOWNLOADS: dict[str, dict[str, Any]] = {
+    Artifact.Kind.PLOTLY: {
+        "png": _plotly_image("png"),
+        "svg": _plotly_image("svg"),
+        "json": lambda a: (artifact_filename(artifact=a, ext="json"), "application/json", _raw(a)),
+    },
+    Artifact.Kind.IMAGE: {
+        "png": lambda a: (artifact_filename(artifact=a, ext="png"), "image/png", _raw(a)),
+    },
+    Artifact.Kind.TABLE: {
+        "csv": lambda a: (
+            artifact_filename(artifact=a, ext="csv"),
+            "text/csv; charset=utf-8",
+            table_csv_bytes(data=table_data_read(artifact=a)),
+        ),
+        "xlsx": lambda a: (
+            artifact_filename(artifact=a, ext="xlsx"),
+            _XLSX,
+            table_xlsx_bytes(data=table_data_read(artifact=a), title=artifact_title(artifact=a)),
+        ),
+        "json": lambda a: (artifact_filename(artifact=a, ext="json"), "application/json", _raw(a)),
+    },
+    Artifact.Kind.FILE: {
+        "file": lambda a: (
+            Path(str(a.meta.get("name") or a.file.name)).name or f"artifact-{a.pk}",
+            a.mime or "application/octet-stream",
+            _raw(a),
+        ),
+    },
+}
+
+
+def artifact_pin_set(*, artifact: Artifact, pinned: bool) -> Artifact:
+    """Pin to (or unpin from) the project's gallery. Idempotent. Permission is checked by the caller's selector."""
+    if artifact.pinned != pinned:
+        artifact.pinned = pinned
+        artifact.save(update_fields=["pinned"])
+    return artifact
+
+
+# --- exports ---------------------------------------------------------------------------------------------
+
+
+def export_response(*, target: AnalysisSession | Project, fmt: str) -> HttpResponse:
+    from exports import renderers
+
+    try:
+        filename, content_type, body = renderers.export_render(target=target, fmt=fmt)
+    except UnknownFormat as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    return attachment_response(filename=filename, content_type=content_type, body=body)

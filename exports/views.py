@@ -1,0 +1,119 @@
+"""HTML views for artifacts (full-size view, downloads, pinning, side panel, gallery) and exports."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_cache_control
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from exports import services
+from exports.artifacts import artifact_table_page
+from exports.selectors import (
+    artifact_editable_qs_for,
+    artifact_list_for_project,
+    artifact_list_for_session,
+    artifact_qs_for,
+    project_can_edit,
+    project_qs_for,
+    session_qs_for,
+)
+
+
+class AuthedHtmxRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+@require_GET
+def plotly_js(request: HttpRequest) -> FileResponse:
+    """plotly.min.js from the installed plotly package (no CDN); versioned URL, cached for a year."""
+    response = FileResponse(services.plotly_js_path().open("rb"), content_type="text/javascript; charset=utf-8")
+    patch_cache_control(response, public=True, max_age=31_536_000, immutable=True)
+    return response
+
+
+@login_required
+@require_GET
+def artifact_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    artifact = get_object_or_404(artifact_qs_for(user=request.user).select_related("project", "session"), pk=pk)
+    page, sort = request.GET.get("page", 1), request.GET.get("sort", "")
+    if request.htmx and artifact.kind == "table":
+        # Pager and header clicks swap just the table block.
+        table = artifact_table_page(artifact=artifact, page=page, sort=sort)
+        return render(request, "exports/_table.html", {"artifact": artifact, "table": table})
+    context = {
+        "artifact": artifact,
+        "page": page,
+        "sort": sort,
+        "can_edit": project_can_edit(project=artifact.project, user=request.user),
+    }
+    return render(request, "exports/artifact_detail.html", context)
+
+
+@login_required
+@require_GET
+def artifact_download(request: HttpRequest, pk: int) -> HttpResponse:
+    artifact = get_object_or_404(artifact_qs_for(user=request.user), pk=pk)
+    fmt = request.GET.get("format", "")
+    try:
+        filename, content_type, body = services.artifact_download_build(artifact=artifact, fmt=fmt)
+    except services.UnknownFormat as exc:
+        return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+    except FileNotFoundError as exc:
+        raise Http404("The artifact's file is missing.") from exc
+    inline = request.GET.get("inline") == "1" and content_type in services.INLINE_SAFE_TYPES
+    return services.attachment_response(filename=filename, content_type=content_type, body=body, inline=inline)
+
+
+@login_required
+@require_POST
+def artifact_pin(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    artifact = get_object_or_404(artifact_qs_for(user=request.user), pk=pk)
+    if not artifact_editable_qs_for(user=request.user).filter(pk=pk).exists():
+        return HttpResponse("Only the project's owner and editors can pin artifacts.", status=403)
+    pinned = request.POST.get("pinned", "1") not in ("0", "false", "")
+    artifact = services.artifact_pin_set(artifact=artifact, pinned=pinned)
+    if request.htmx:
+        return render(request, "_partials/artifact_thumb.html", {"artifact": artifact})
+    return redirect("exports:artifact-detail", pk=artifact.pk)
+
+
+@login_required
+@require_GET
+def session_artifacts(request: HttpRequest, pk: int) -> HttpResponse:
+    session = get_object_or_404(session_qs_for(user=request.user), pk=pk)
+    context = {
+        "session": session,
+        "artifacts": artifact_list_for_session(session=session),
+        "can_edit": project_can_edit(project=session.project, user=request.user),
+    }
+    return render(request, "exports/session_artifacts.html", context)
+
+
+@login_required
+@require_GET
+def project_gallery(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_object_or_404(project_qs_for(user=request.user), pk=pk)
+    context = {
+        "project": project,
+        "artifacts": artifact_list_for_project(project=project),
+        "can_edit": project_can_edit(project=project, user=request.user),
+        "export_formats": services.EXPORT_FORMATS,
+    }
+    return render(request, "exports/project_gallery.html", context)
+
+
+@login_required
+@require_GET
+def session_export(request: HttpRequest, pk: int) -> HttpResponse:
+    session = get_object_or_404(session_qs_for(user=request.user), pk=pk)
+    return services.export_response(target=session, fmt=request.GET.get("format", ""))
+
+
+@login_required
+@require_GET
+def project_export(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_object_or_404(project_qs_for(user=request.user), pk=pk)
+    return services.export_response(target=project, fmt=request.GET.get("format", ""))
