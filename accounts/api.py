@@ -1,0 +1,163 @@
+"""JWT auth and the admin-only users API: one APIView per endpoint, plain serializers, services underneath."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+
+from accounts.models import User
+from accounts.selectors import user_list
+from accounts.services import auth_refresh_revoke, auth_tokens_issue, user_create, user_update
+from accounts.throttling import LoginRateThrottle
+from codingagent.lib.http import api_validation_errors, paginated_response, paginated_serializer
+
+
+class UserOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    email = serializers.EmailField()
+    full_name = serializers.CharField()
+    role = serializers.ChoiceField(choices=User.Role.choices)
+    is_active = serializers.BooleanField()
+    date_joined = serializers.DateTimeField()
+    last_login = serializers.DateTimeField(allow_null=True)
+
+
+class IsAdminRole(BasePermission):
+    message = "Only administrators can manage users."
+
+    def has_permission(self, request: Request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_admin)
+
+
+class _PublicAuthApi(APIView):
+    # Token endpoints authenticate by their body, so no session/CSRF or bearer is needed.
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        # Keeps bad credentials/tokens a 401 (DRF answers 403 when a view has no authenticator).
+        return 'Bearer realm="api"'
+
+
+class LoginApi(_PublicAuthApi):
+    throttle_classes = [LoginRateThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField()
+        password = serializers.CharField(trim_whitespace=False)
+
+    class OutputSerializer(serializers.Serializer):
+        access = serializers.CharField()
+        refresh = serializers.CharField()
+        user = UserOutputSerializer()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request._request, email=data.validated_data["email"], password=data.validated_data["password"]
+        )
+        if user is None:
+            raise AuthenticationFailed("No active account found with the given email and password.")
+        tokens = auth_tokens_issue(user=user)
+        return Response(self.OutputSerializer({**tokens, "user": user}).data)
+
+
+class RefreshApi(_PublicAuthApi):
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField()
+
+    class OutputSerializer(serializers.Serializer):
+        access = serializers.CharField()
+        refresh = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        # simplejwt's serializer does the rotation and blacklists the old refresh token.
+        serializer = TokenRefreshSerializer(data=request.data)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        return Response(self.OutputSerializer(serializer.validated_data).data)
+
+
+class LogoutApi(_PublicAuthApi):
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={204: None}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            auth_refresh_revoke(refresh=data.validated_data["refresh"])
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    @extend_schema(responses={200: UserOutputSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(UserOutputSerializer(request.user).data)
+
+
+class UserListApi(APIView):
+    """GET lists users, POST creates one (admins only)."""
+
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField()
+        password = serializers.CharField(trim_whitespace=False, write_only=True)
+        full_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+        role = serializers.ChoiceField(choices=User.Role.choices, default=User.Role.USER)
+        is_active = serializers.BooleanField(default=True)
+
+    @extend_schema(responses={200: paginated_serializer(UserOutputSerializer)})
+    def get(self, request: Request) -> Response:
+        return paginated_response(
+            queryset=user_list(), serializer_class=UserOutputSerializer, request=request, view=self
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: UserOutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with api_validation_errors():
+            user = user_create(**data.validated_data)
+        return Response(UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class UserDetailApi(APIView):
+    permission_classes = [IsAdminRole]
+
+    class InputSerializer(serializers.Serializer):
+        full_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+        role = serializers.ChoiceField(choices=User.Role.choices, required=False)
+        is_active = serializers.BooleanField(required=False)
+        password = serializers.CharField(trim_whitespace=False, write_only=True, required=False)
+
+    @extend_schema(responses={200: UserOutputSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(UserOutputSerializer(get_object_or_404(user_list(), pk=pk)).data)
+
+    @extend_schema(request=InputSerializer, responses={200: UserOutputSerializer})
+    def patch(self, request: Request, pk: int) -> Response:
+        user = get_object_or_404(user_list(), pk=pk)
+        data = self.InputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        with api_validation_errors():
+            user = user_update(user=user, data=data.validated_data)
+        return Response(UserOutputSerializer(user).data)

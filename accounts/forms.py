@@ -1,0 +1,77 @@
+"""Forms for the login/sign-up pages and the Django admin."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.forms import AdminUserCreationForm, AuthenticationForm
+from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
+from django.core.exceptions import ValidationError
+
+from accounts.models import User
+from accounts.throttling import login_attempt_allowed
+
+
+def _email_taken(email: str, *, exclude_pk: int | None = None) -> bool:
+    return User.objects.filter(email__iexact=email).exclude(pk=exclude_pk).exists()
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, labelled for email and counted against the login throttle."""
+
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+
+    def clean(self):
+        # Throttle before checking the password, so refused attempts learn nothing about it.
+        allowed, wait = login_attempt_allowed(self.request)
+        if not allowed:
+            raise ValidationError(
+                "Too many login attempts. Please wait %(wait)s seconds and try again.",
+                code="throttled",
+                params={"wait": wait},
+            )
+        return super().clean()
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
+    full_name = forms.CharField(max_length=150, required=False)
+    password1 = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label="Password (again)", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password1") and cleaned.get("password1") != cleaned.get("password2"):
+            self.add_error("password2", "The two passwords do not match.")
+        return cleaned
+
+
+class UserAdminCreationForm(AdminUserCreationForm):
+    """The admin's add-user form for an email-only user (the password is hashed by the base form)."""
+
+    class Meta:
+        model = User
+        fields = ("email", "full_name", "role")
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].lower()
+        if _email_taken(email):
+            raise ValidationError("A user with this email already exists.")
+        return email
+
+
+class UserAdminChangeForm(BaseUserChangeForm):
+    class Meta:
+        model = User
+        fields = ("email", "password", "full_name", "role", "is_active", "last_login", "date_joined")
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].lower()
+        if _email_taken(email, exclude_pk=self.instance.pk):
+            raise ValidationError("A user with this email already exists.")
+        return email
