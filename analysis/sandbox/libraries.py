@@ -25,7 +25,7 @@ import string
 import sys
 import types
 
-from analysis.sandbox.guards import PolicyError, check_attr_name, refuse, safe_getattr
+from analysis.sandbox.guards import TRUSTED_MODULES, PolicyError, check_attr_name, refuse, safe_getattr
 
 _state = {"workspace": None, "seen": set(), "done_roots": set()}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://|^file:|::")
@@ -241,8 +241,11 @@ def _harden_root(root: str) -> dict:
             continue
         try:
             owner, attr = _resolve(module, dotted)
-            original = inspect.getattr_static(owner, attr)
-        except AttributeError:
+            try:
+                original = inspect.getattr_static(owner, attr)
+            except AttributeError:
+                original = getattr(owner, attr)  # lazily loaded module attribute (plotly.io)
+        except (AttributeError, ImportError):
             continue
         func = original.__func__ if isinstance(original, (staticmethod, classmethod)) else original
         if getattr(func, "__sandboxed__", False):
@@ -328,6 +331,7 @@ def harden_libraries(workspace: str) -> None:
 def _proxy(name: str, attrs: dict) -> types.ModuleType:
     module = types.ModuleType(name, f"Sandbox view of the '{name}' module.")
     module.__dict__.update(attrs)
+    TRUSTED_MODULES.add(id(module))  # its attributes were chosen by hand; proxies are never freed
     return module
 
 
