@@ -241,3 +241,9 @@ def error_dict(exc: BaseException, source: str) -> dict[str, str]:
     message = short_repr(exc, 2_000) if not str(exc) else str(exc)[:2_000]
     out.append(f"{type(exc).__name__}: {message}")
     return {"type": type(exc).__name__, "message": message, "traceback": "\n".join(out)}
+
+
+def internal_error_dict(exc: BaseException) -> dict[str, str]:
+    """An error inside the sandbox's own code: the full traceback helps whoever maintains it."""
+    text = "".join(traceback.format_exception(exc))[-5_000:]
+    return {"type": "SandboxInternalError", "message": f"{type(exc).__name__}: {exc}", "traceback": text}

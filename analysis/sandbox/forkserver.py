@@ -38,9 +38,12 @@ def _warm_up() -> None:
     """Exercise lazily-imported code paths once, so kernels do not pay for them (or need
     file access to them) later: PNG writing, plotly JSON, pandas JSON and groupby."""
     import io
+    import mimetypes
 
+    mimetypes.guess_type("x.csv")  # reads /etc/mime.types, out of a kernel's reach
     import matplotlib.pyplot as plt
     import pandas as pd
+    import plotly.express as px
     import plotly.graph_objects as go
 
     fig, ax = plt.subplots()
@@ -49,6 +52,7 @@ def _warm_up() -> None:
     fig.savefig(io.BytesIO(), format="png")
     plt.close("all")
     go.Figure(go.Scatter(x=[1], y=[2])).to_json()
+    px.line(x=[1, 2], y=[3, 4]).to_json()
     frame = pd.DataFrame({"a": [1, 2], "b": [1.5, None], "t": pd.to_datetime(["2024-01-01", "2024-01-02"])})
     frame.groupby("a")["b"].mean()
     frame.to_json(orient="split", date_format="iso", default_handler=str)
@@ -70,6 +74,11 @@ def _preimport(policy_module: str) -> list[str]:
         _warm_up()
     except Exception as exc:
         failed.append(f"warm-up: {type(exc).__name__}: {exc}")
+    try:
+        # The first call wraps the libraries (slow); each kernel's own call only re-targets them.
+        importlib.import_module(policy_module).harden_libraries(os.getcwd())
+    except Exception as exc:
+        failed.append(f"harden_libraries: {type(exc).__name__}: {exc}")
     return failed
 
 

@@ -54,6 +54,8 @@ def clean_environment(home: str) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": one,
         "PYTHONNOUSERSITE": one,
         "PYTHONHASHSEED": "0",
+        "ARROW_DEFAULT_MEMORY_POOL": "system",  # jemalloc/mimalloc reserve 1 GiB of address space up front
+        "JE_ARROW_MALLOC_CONF": "background_thread:false",
     }
 
 

@@ -101,7 +101,11 @@ class Kernel:
                     self.sock, {"ok": False, "error": {"type": "ProtocolError", "message": "bad request"}}
                 )
                 continue
-            result = self.run(str(request.get("code", "")))
+            try:
+                result = self.run(str(request.get("code", "")))
+            except BaseException as exc:  # a bug of ours, reported rather than dying silently
+                sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+                result = {"ok": False, "error": capture.internal_error_dict(exc), "killed_reason": "crashed"}
             self._send(result)
             if result.get("killed_reason"):
                 return
@@ -111,8 +115,8 @@ class Kernel:
         if len(data) > self.limits["result_bytes"]:
             result = {
                 "ok": False,
-                "stdout": result["stdout"],
-                "stderr": result["stderr"],
+                "stdout": result.get("stdout", ""),
+                "stderr": result.get("stderr", ""),
                 "error": {
                     "type": "ResultTooLarge",
                     "message": f"The result ({len(data)} bytes) exceeds the {self.limits['result_bytes']} byte cap; "
@@ -188,6 +192,21 @@ class Kernel:
 _MISSING = object()
 
 
+def _target_policy(policy: Any, workspace: str) -> None:
+    """Point the policy's library wrappers at this kernel's workspace.
+
+    The fork server already wrapped the libraries (harden_libraries is process-wide); calling it
+    again here walks every module and costs 60-120 ms of copy-on-write faults per kernel, so when
+    the wrappers exist only their target is changed.
+    """
+    libraries = sys.modules.get("analysis.sandbox.libraries")
+    state = getattr(libraries, "_state", None)
+    if isinstance(state, dict) and state.get("workspace") is not None:
+        state["workspace"] = workspace
+    else:
+        policy.harden_libraries(workspace)
+
+
 def kernel_main(sock_fd: int, request: dict[str, Any], read_paths: list[str], policy_module: str) -> None:
     """Entry point in the freshly forked child; never returns normally (the caller _exits)."""
     _detach_from_server(sock_fd)
@@ -196,7 +215,7 @@ def kernel_main(sock_fd: int, request: dict[str, Any], read_paths: list[str], po
     limits = request["limits"]
     try:
         policy = importlib.import_module(policy_module)
-        policy.harden_libraries(workspace)
+        _target_policy(policy, workspace)
         kernel = Kernel(sock, policy, limits)
         layers = lock_down(workspace, limits, read_paths)
     except Exception as exc:
