@@ -1,5 +1,149 @@
+"""The session websocket: streams steps and run changes of one analysis session to the browser.
+
+Protocol: the client connects to ``/ws/sessions/<id>/?after=<last step pk it has>``. ``connect()`` checks access
+(the permission selector, via ``database_sync_to_async``), joins the session group, accepts, then sends a
+snapshot of everything after the cursor. Afterwards each ``step.push`` is forwarded when it is the next step
+of its run, and anything else (a gap, an unknown run) is repaired from the database, so the client never sees
+a gap or a duplicate. Every message is a set of top-level out-of-band elements with stable ids.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db.models import Q
+from django.template.loader import render_to_string
+
+from analysis import push, selectors
+from analysis.models import AnalysisSession, Run, Step
+from analysis.tailer import tailer
+
+
+def _render_run(*, run: Run, with_shell: bool, can_edit: bool, session: AnalysisSession | None = None) -> str:
+    context: dict = {"run": run, "with_shell": with_shell, "with_composer": session is not None}
+    if session is not None:
+        context.update(
+            session=session,
+            active_run=run if run.is_active else None,
+            can_edit=can_edit,
+            usage=selectors.usage_totals_for_session(session=session),
+        )
+    html = render_to_string("analysis/_push_run.html", context)
+    return html if (can_edit or session is None) else html.replace('id="composer"', 'id="composer-readonly"')
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
-    pass
+    session: AnalysisSession | None = None
+
+    async def connect(self) -> None:
+        self.session_id = int(self.scope["url_route"]["kwargs"]["session_pk"])
+        self.session, self.can_edit = await self._access()
+        if self.session is None:
+            await self.close(code=4404)
+            return
+        self.group = push.session_group(self.session_id)
+        self.cursor = _int(parse_qs(self.scope.get("query_string", b"").decode()).get("after", ["0"])[0])
+        self.ordinals: dict[int, int] = {}
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.tailing = not push.layer_is_shared()
+        if self.tailing:
+            tailer.subscribe(self.session_id)
+        await self.accept()
+        await self._send_repair(snapshot=True)
+
+    async def disconnect(self, code: int) -> None:
+        if self.session is None:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.tailing:
+            tailer.unsubscribe(self.session_id)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """A client may also send ``{"after": <pk>}`` (e.g. from the question form); it gets the missing steps."""
+        if text_data and '"after"' in text_data:
+            await self._send_repair(snapshot=False)
+
+    # --- channel layer handlers (method name = event type) ---
+
+    async def step_push(self, event: dict) -> None:
+        step_pk, run_pk, ordinal = event["step_pk"], event["run_pk"], event["ordinal"]
+        if step_pk <= self.cursor:
+            return  # already sent (snapshot or repair)
+        if self.ordinals.get(run_pk, 0) + 1 == ordinal and (run_pk in self.ordinals or ordinal == 1):
+            prefix = "" if run_pk in self.ordinals else await self._run_shell(run_pk)
+            await self.send(text_data=prefix + event["html"])
+            self.cursor, self.ordinals[run_pk] = step_pk, ordinal
+            return
+        await self._send_repair(snapshot=False)
+
+    async def run_update(self, event: dict) -> None:
+        await self._send_repair(snapshot=False)
+        html = await self._run_state(event["run_pk"])
+        if html:
+            await self.send(text_data=html)
+
+    # --- database access ---
+
+    @database_sync_to_async
+    def _access(self) -> tuple[AnalysisSession | None, bool]:
+        user = self.scope.get("user")
+        session = selectors.session_qs_for(user=user).filter(pk=self.session_id).first()
+        if session is None:
+            return None, False
+        return session, selectors.session_editable_qs_for(user=user).filter(pk=session.pk).exists()
+
+    @database_sync_to_async
+    def _run_shell(self, run_pk: int) -> str:
+        run = Run.objects.filter(pk=run_pk, session_id=self.session_id).first()
+        if run is None:
+            return ""
+        self.ordinals.setdefault(run_pk, 0)
+        return _render_run(run=run, with_shell=True, can_edit=self.can_edit)
+
+    @database_sync_to_async
+    def _run_state(self, run_pk: int) -> str:
+        run = Run.objects.filter(pk=run_pk, session_id=self.session_id).first()
+        if run is None:
+            return ""
+        with_shell = run_pk not in self.ordinals
+        self.ordinals.setdefault(run_pk, 0)
+        return _render_run(run=run, with_shell=with_shell, can_edit=self.can_edit, session=self.session)
+
+    @database_sync_to_async
+    def _repair_html(self, *, snapshot: bool) -> str:
+        """Everything after the cursor: new runs' shells, their steps in order, and (snapshot) run states."""
+        steps = list(selectors.steps_for_session_id(session_id=self.session_id, after_pk=self.cursor))
+        if not steps and not snapshot:
+            return ""
+        cursor_run = Step.objects.filter(pk=self.cursor).values_list("run_id", flat=True).first() or 0
+        runs_q = Q(pk__in={s.run_id for s in steps}) | Q(status__in=Run.ACTIVE_STATUSES)
+        if snapshot:
+            runs_q |= Q(pk__gte=cursor_run) if self.cursor else Q()
+        runs = list(reversed(Run.objects.filter(runs_q, session_id=self.session_id).order_by("-pk")[:50]))
+        parts: list[str] = []
+        for run in runs:
+            if run.pk not in self.ordinals:
+                parts.append(_render_run(run=run, with_shell=True, can_edit=self.can_edit))
+                self.ordinals[run.pk] = 0
+            for step in (s for s in steps if s.run_id == run.pk):
+                parts.append(push.render_step_message(step=step))
+                self.ordinals[run.pk] = max(self.ordinals[run.pk], step.ordinal)
+        if steps:
+            self.cursor = steps[-1].pk
+        if snapshot and runs:
+            parts.append(_render_run(run=runs[-1], with_shell=False, can_edit=self.can_edit, session=self.session))
+        return "".join(parts)
+
+    async def _send_repair(self, *, snapshot: bool) -> None:
+        html = await self._repair_html(snapshot=snapshot)
+        if html:
+            await self.send(text_data=html)
+
+
+def _int(value: str) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0

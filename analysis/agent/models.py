@@ -1,0 +1,132 @@
+"""Which LLMs a session may use, and how each is built.
+
+Choice keys are stored on ``AnalysisSession.model``: ``openrouter:<model id>``, ``local:<model name>`` (the
+OpenAI-compatible endpoint at ``LLM_BASE_URL``) or ``offline`` (the built-in analyst). ``""`` means the
+deployment's default: OpenRouter's first model, else the local endpoint, else the offline analyst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+from django.conf import settings
+from pydantic_ai import exceptions as ai_exc
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+
+OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    key: str
+    label: str
+
+
+def model_choices() -> list[ModelChoice]:
+    choices: list[ModelChoice] = []
+    if settings.OPENROUTER_API_KEY:
+        choices += [ModelChoice(f"openrouter:{m}", f"{m} (OpenRouter)") for m in settings.OPENROUTER_MODELS]
+    if settings.LLM_BASE_URL and settings.LLM_MODEL:
+        choices.append(ModelChoice(f"local:{settings.LLM_MODEL}", f"{settings.LLM_MODEL} (local endpoint)"))
+    choices.append(ModelChoice(OFFLINE, "Built-in offline analyst"))
+    return choices
+
+
+def model_default_key() -> str:
+    return model_choices()[0].key
+
+
+def model_key_resolve(key: str) -> str:
+    """The effective choice key for a session's stored model (falls back to the default when unavailable)."""
+    keys = {c.key for c in model_choices()}
+    return key if key in keys else model_default_key()
+
+
+def model_label(key: str) -> str:
+    for choice in model_choices():
+        if choice.key == key:
+            return choice.label
+    return key or "Default"
+
+
+# Errors worth another attempt: the provider is busy, broken for a moment, or slow.
+RETRYABLE = (
+    ai_exc.ModelRateLimitError,
+    ai_exc.ModelUnavailableError,
+    ai_exc.ModelServerError,
+    ai_exc.ModelConnectionError,
+    ai_exc.ModelRequestTimeout,
+)
+
+
+def model_error_is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RETRYABLE):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(exc, ai_exc.ModelHTTPError) and (status == 429 or (status or 0) >= 500)
+
+
+class RetryingModel(WrapperModel):
+    """Retries transient model/API failures with exponential backoff and jitter, a bounded number of times."""
+
+    def __init__(self, wrapped: Model, *, attempts: int = 4, base_delay: float = 0.5, max_delay: float = 8.0):
+        super().__init__(wrapped)
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.retries_done = 0
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await self.wrapped.request(messages, model_settings, model_request_parameters)
+            except Exception as exc:
+                if attempt >= self.attempts or not model_error_is_retryable(exc):
+                    raise
+                self.retries_done += 1
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.75 + random.random() / 2))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def model_build(key: str, *, datasets: list[dict] | None = None) -> Model:
+    """The pydantic-ai model for a choice key. The SDK's own retries are off: ``RetryingModel`` owns them."""
+    key = model_key_resolve(key)
+    if key == OFFLINE:
+        from analysis.agent.offline import offline_model
+
+        return offline_model(datasets=datasets or [])
+    from openai import AsyncOpenAI
+
+    timeout = float(getattr(settings, "LLM_REQUEST_TIMEOUT", 120))
+    if key.startswith("openrouter:"):
+        from pydantic_ai.models.openrouter import OpenRouterModel
+        from pydantic_ai.providers.openrouter import OpenRouterProvider
+
+        client = AsyncOpenAI(
+            base_url="https://openrouter.ai/api/v1",
+            api_key=settings.OPENROUTER_API_KEY,
+            max_retries=0,
+            timeout=timeout,
+        )
+        return OpenRouterModel(key.removeprefix("openrouter:"), provider=OpenRouterProvider(openai_client=client))
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    client = AsyncOpenAI(
+        base_url=settings.LLM_BASE_URL,
+        api_key=settings.LLM_API_KEY or "not-needed",
+        max_retries=0,
+        timeout=timeout,
+    )
+    return OpenAIChatModel(key.removeprefix("local:"), provider=OpenAIProvider(openai_client=client))

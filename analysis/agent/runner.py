@@ -1,0 +1,324 @@
+"""Driving one run: the pydantic-ai agent, its ``run_python`` tool over the sandbox, budgets and outcomes.
+
+The worker calls ``agent_execute`` from a plain thread. The agent itself is async; every ORM write and the
+(blocking) sandbox call go through ``sync_to_async`` (thread-sensitive), so they run back in the caller's
+thread and use its database connection, never inside the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from asgiref.sync import async_to_sync, sync_to_async
+from django.conf import settings
+from django.template import Context, Engine
+from pydantic_ai import Agent, RunContext, Tool
+from pydantic_ai import exceptions as ai_exc
+from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models import Model
+from pydantic_ai.usage import UsageLimits
+
+from analysis import selectors, services
+from analysis.agent.models import RetryingModel, model_build, model_key_resolve
+from analysis.agent.observation import observation_text, traceback_trimmed
+from analysis.models import AnalysisSession, Run, Step
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+_ENGINE = Engine(dirs=[str(PROMPTS_DIR)], autoescape=False)
+PREVIEW_ROWS = 5
+
+
+class Executor(Protocol):
+    """What the agent needs from a sandbox (``analysis.sandbox.Sandbox`` satisfies it)."""
+
+    def run(self, code: str) -> Any: ...
+    def cancel(self) -> None: ...
+
+
+class StepBudgetExceeded(Exception):
+    pass
+
+
+class RunStopped(Exception):
+    """The controller stopped the run (user cancel or time budget)."""
+
+
+@dataclass
+class RunController:
+    """Shared between the agent (event loop thread), the worker thread and the heartbeat thread."""
+
+    deadline: float
+    reason: str | None = None  # "cancelled" | "timeout"
+    executor: Executor | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _task: asyncio.Task | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stop(self, reason: str) -> None:
+        """Stop now: kill the sandbox execution and cancel the pending model call. Thread-safe, idempotent."""
+        with self._lock:
+            if self.reason is not None:
+                return
+            self.reason = reason
+        if self.executor is not None:
+            with contextlib.suppress(Exception):  # the execution may have just ended
+                self.executor.cancel()
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+
+    def check(self) -> None:
+        if self.reason is None and time.monotonic() > self.deadline:
+            self.stop("timeout")
+        if self.reason is not None:
+            raise RunStopped(self.reason)
+
+
+@dataclass
+class AgentDeps:
+    run: Run
+    executor: Executor
+    controller: RunController
+    max_tool_calls: int
+    workspace: str | None = None
+    tool_calls: int = 0
+    timings: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class AgentOutcome:
+    status: str
+    answer: str = ""
+    error: str = ""
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: Decimal = Decimal("0")
+    tool_calls: int = 0
+    timings: list[dict] = field(default_factory=list)
+
+
+# --- prompt ----------------------------------------------------------------------------------------
+
+
+def dataset_prompt_info(dataset) -> dict:
+    profile = dataset.profile or {}
+    columns = [
+        {"name": c.get("name"), "dtype": c.get("dtype", "?"), "missing": c.get("missing") or 0}
+        for c in profile.get("columns") or []
+    ]
+    preview = ""
+    pv = profile.get("preview") or {}
+    if pv.get("columns"):
+        header = " | ".join(map(str, pv["columns"]))
+        rows = [" | ".join("" if v is None else str(v) for v in row) for row in (pv.get("rows") or [])[:PREVIEW_ROWS]]
+        preview = "\n".join([header, *rows])
+    return {
+        "name": dataset.name,
+        "rows": dataset.row_count,
+        "cols": dataset.column_count or len(columns),
+        "format": dataset.format,
+        "columns": columns,
+        "preview": preview,
+    }
+
+
+def system_prompt_render(*, session: AnalysisSession, run: Run, datasets: list) -> str:
+    history = [
+        {"question": r.question, "answer": (r.answer or r.error or "(no answer)")[:2000]}
+        for r in selectors.conversation_for_session(session=session, before_run=run)
+    ]
+    context = {
+        "project_name": session.project.name,
+        "datasets": [dataset_prompt_info(d) for d in datasets],
+        "history": history,
+        "max_tool_calls": settings.AGENT_MAX_TOOL_CALLS,
+    }
+    return _ENGINE.get_template("system.txt").render(Context(context))
+
+
+# --- the tool -------------------------------------------------------------------------------------
+
+
+def _result_dict(result: Any) -> dict:
+    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+
+
+def result_steps_save(*, deps: AgentDeps, result: dict) -> None:
+    """Save what one execution produced as steps: output, error, then one step per artifact."""
+    run = deps.run
+    shown = result.get("stdout") or result.get("stderr") or result.get("final_result") is not None
+    if shown or (result.get("display") and not result.get("artifacts")):
+        services.step_create(
+            run=run,
+            kind=Step.Kind.OUTPUT,
+            content=result.get("stdout") or "",
+            data={
+                "stderr": result.get("stderr") or "",
+                "display": None if result.get("artifacts") else result.get("display"),
+                "final_result": result.get("final_result"),
+                "duration": result.get("duration"),
+            },
+        )
+    error = result.get("error")
+    if error:
+        services.step_create(
+            run=run,
+            kind=Step.Kind.ERROR,
+            content=f"{error.get('type')}: {error.get('message')}",
+            data={"traceback": traceback_trimmed(error.get("traceback") or ""), "killed": result.get("killed_reason")},
+        )
+    for payload in result.get("artifacts") or []:
+        step = services.step_create(run=run, kind=Step.Kind.ARTIFACT, content="", data={"kind": payload.get("kind")})
+        try:
+            artifact = services.artifact_create_from_sandbox(
+                run=run, step=step, payload=payload, workspace=deps.workspace
+            )
+        except (ValueError, OSError) as exc:
+            Step.objects.filter(pk=step.pk).update(content=f"Could not store this output: {exc}")
+            continue
+        Step.objects.filter(pk=step.pk).update(content=artifact.title, data={**step.data, "artifact_id": artifact.pk})
+
+
+async def run_python(ctx: RunContext[AgentDeps], code: str) -> str:
+    """Run Python code in the session's persistent sandbox kernel and return its output.
+
+    Args:
+        code: Python source to execute. Set `final_result` to the answer's key value(s).
+    """
+    deps = ctx.deps
+    deps.controller.check()
+    deps.tool_calls += 1
+    if deps.tool_calls > deps.max_tool_calls:
+        raise StepBudgetExceeded
+    t0 = time.perf_counter()
+    await sync_to_async(services.step_create)(run=deps.run, kind=Step.Kind.CODE, content=code)
+    t1 = time.perf_counter()
+    result = _result_dict(await sync_to_async(deps.executor.run)(code))
+    t2 = time.perf_counter()
+    deps.controller.check()
+    await sync_to_async(result_steps_save)(deps=deps, result=result)
+    t3 = time.perf_counter()
+    deps.timings.append({"save_code": t1 - t0, "execute": t2 - t1, "save_result": t3 - t2})
+    return observation_text(result)
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+def _usage_and_cost(agent_run) -> tuple[int, int, Decimal]:
+    if agent_run is None:
+        return 0, 0, Decimal("0")
+    usage = agent_run.usage
+    cost = Decimal("0")
+    for message in agent_run.all_messages():
+        if isinstance(message, ModelResponse) and message.provider_details:
+            value = message.provider_details.get("cost")
+            if isinstance(value, int | float):
+                cost += Decimal(str(value))
+    return int(usage.input_tokens or 0), int(usage.output_tokens or 0), cost
+
+
+def model_error_message(exc: BaseException, attempts: int) -> str:
+    if isinstance(exc, ai_exc.ModelHTTPError):
+        body = str(getattr(exc, "body", "") or "")[:300]
+        return (
+            f"The model provider answered HTTP {exc.status_code} for {exc.model_name} "
+            f"(after {attempts} attempt{'s' if attempts != 1 else ''}). {body}".strip()
+        )
+    if isinstance(exc, ai_exc.ModelAPIError):
+        return f"The model could not be reached (after {attempts} attempts): {exc}"
+    return f"The model returned something unusable: {exc}"
+
+
+async def _agent_execute_async(
+    *, run: Run, executor: Executor, controller: RunController, model: Model | None, workspace: str | None
+) -> AgentOutcome:
+    controller._loop = asyncio.get_running_loop()
+    controller._task = asyncio.current_task()
+    controller.executor = executor
+    session = await sync_to_async(lambda: AnalysisSession.objects.select_related("project").get(pk=run.session_id))()
+    datasets = await sync_to_async(selectors.datasets_for_session)(session=session)
+    prompt = await sync_to_async(system_prompt_render)(session=session, run=run, datasets=datasets)
+    key = model_key_resolve(run.model)
+    base_model = model or model_build(key, datasets=[dataset_prompt_info(d) for d in datasets])
+    retrying = RetryingModel(
+        base_model,
+        attempts=getattr(settings, "AGENT_MODEL_ATTEMPTS", 4),
+        base_delay=getattr(settings, "AGENT_RETRY_DELAY", 0.5),
+    )
+    deps = AgentDeps(
+        run=run,
+        executor=executor,
+        controller=controller,
+        max_tool_calls=settings.AGENT_MAX_TOOL_CALLS,
+        workspace=workspace,
+    )
+    agent = Agent(
+        retrying,
+        instructions=prompt,
+        deps_type=AgentDeps,
+        tools=[Tool(run_python, takes_ctx=True, name="run_python")],
+        retries={"tools": 2, "output": 1},
+    )
+    outcome = AgentOutcome(status=Run.Status.FAILED, model=base_model.model_name)
+    agent_run = None
+    try:
+        async with agent.iter(
+            run.question,
+            deps=deps,
+            usage_limits=UsageLimits(request_limit=settings.AGENT_MAX_TOOL_CALLS * 2 + 4),
+        ) as agent_run:
+            async for node in agent_run:
+                controller.check()
+                if Agent.is_call_tools_node(node):
+                    await _thoughts_save(run=run, response=node.model_response)
+        answer = str(agent_run.result.output).strip() if agent_run.result else ""
+        await sync_to_async(services.step_create)(run=run, kind=Step.Kind.ANSWER, content=answer)
+        outcome.status, outcome.answer = Run.Status.SUCCEEDED, answer
+    except StepBudgetExceeded:
+        outcome.error = (
+            f"Stopped after {deps.max_tool_calls} code executions without reaching an answer (step budget). "
+            "Try a narrower question, or raise AGENT_MAX_TOOL_CALLS."
+        )
+    except ai_exc.UsageLimitExceeded:
+        outcome.error = "Stopped: the model kept going without answering (request budget used up)."
+    except (RunStopped, asyncio.CancelledError):
+        if controller.reason == "timeout":
+            outcome.error = f"Stopped: the run used its whole time budget ({settings.AGENT_RUN_TIMEOUT} s)."
+        else:
+            outcome.status, outcome.error = Run.Status.CANCELLED, "Stopped by the user."
+    except (ai_exc.ModelAPIError, ai_exc.UnexpectedModelBehavior) as exc:
+        outcome.error = model_error_message(exc, retrying.retries_done + 1)
+    outcome.tokens_in, outcome.tokens_out, outcome.cost = _usage_and_cost(agent_run)
+    outcome.tool_calls, outcome.timings = min(deps.tool_calls, deps.max_tool_calls), deps.timings
+    return outcome
+
+
+async def _thoughts_save(*, run: Run, response: ModelResponse) -> None:
+    """Text the model writes next to tool calls is its reasoning; text without tool calls is the answer."""
+    if not any(isinstance(p, ToolCallPart) for p in response.parts):
+        return
+    for part in response.parts:
+        if isinstance(part, TextPart) and part.content.strip():
+            await sync_to_async(services.step_create)(run=run, kind=Step.Kind.THOUGHT, content=part.content.strip())
+
+
+def agent_execute(
+    *,
+    run: Run,
+    executor: Executor,
+    controller: RunController,
+    model: Model | None = None,
+    workspace: str | None = None,
+) -> AgentOutcome:
+    """Run the agent for ``run`` to an outcome. Never raises for model/tool/budget failures."""
+    return async_to_sync(_agent_execute_async)(
+        run=run, executor=executor, controller=controller, model=model, workspace=workspace
+    )

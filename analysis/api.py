@@ -1,0 +1,206 @@
+"""The analysis API: sessions, questions (runs), cancel, and run events as Server-Sent Events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from asgiref.sync import sync_to_async
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analysis import selectors, services
+from analysis.models import Run, Step
+from codingagent.lib.http import api_validation_errors, get_object_or_403, paginated_response
+from projects.models import Project
+
+SSE_POLL_SECONDS = 0.1
+
+
+class SessionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    title = serializers.CharField()
+    model = serializers.CharField()
+    user = serializers.EmailField(source="user.email")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class StepOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    ordinal = serializers.IntegerField()
+    kind = serializers.CharField()
+    content = serializers.CharField()
+    data = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class RunOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    session = serializers.IntegerField(source="session_id")
+    status = serializers.CharField()
+    question = serializers.CharField()
+    answer = serializers.CharField()
+    error = serializers.CharField()
+    model = serializers.CharField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=12, decimal_places=6)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_seconds = serializers.FloatField(allow_null=True)
+
+
+class RunDetailOutputSerializer(RunOutputSerializer):
+    steps = StepOutputSerializer(many=True, source="steps.all")
+
+
+def _session_for_edit(request: Request, pk: int):
+    return get_object_or_403(
+        selectors.session_editable_qs_for(user=request.user), visible=selectors.session_qs_for(user=request.user), pk=pk
+    )
+
+
+class SessionListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=200)
+        model = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    def get(self, request: Request, project_pk: int) -> Response:
+        project = get_object_or_404(selectors.project_qs_for(user=request.user), pk=project_pk)
+        qs = project.sessions.select_related("user").order_by("-updated_at", "-pk")
+        return paginated_response(queryset=qs, serializer_class=SessionOutputSerializer, request=request, view=self)
+
+    def post(self, request: Request, project_pk: int) -> Response:
+        project = get_object_or_403(
+            Project.objects.editable_by(request.user),
+            visible=selectors.project_qs_for(user=request.user),
+            pk=project_pk,
+        )
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with api_validation_errors():
+            session = services.session_create(project=project, user=request.user, **data.validated_data)
+        return Response(SessionOutputSerializer(session).data, status=status.HTTP_201_CREATED)
+
+
+class SessionDetailApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=200, required=False)
+        model = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    def get(self, request: Request, pk: int) -> Response:
+        session = get_object_or_404(selectors.session_qs_for(user=request.user), pk=pk)
+        data = SessionOutputSerializer(session).data
+        data["usage"] = {
+            k: str(v) if k == "cost" else v for k, v in selectors.usage_totals_for_session(session=session).items()
+        }
+        return Response(data)
+
+    def patch(self, request: Request, pk: int) -> Response:
+        session = _session_for_edit(request, pk)
+        data = self.InputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        with api_validation_errors():
+            session = services.session_update(session=session, user=request.user, **data.validated_data)
+        return Response(SessionOutputSerializer(session).data)
+
+    def delete(self, request: Request, pk: int) -> Response:
+        session = _session_for_edit(request, pk)
+        services.session_delete(session=session, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionQueryApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        question = serializers.CharField(max_length=services.QUESTION_MAX_CHARS)
+
+    def post(self, request: Request, pk: int) -> Response:
+        session = _session_for_edit(request, pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            with api_validation_errors():
+                run = services.run_start(session=session, user=request.user, **data.validated_data)
+        except services.SessionBusy as exc:
+            body = {"detail": str(exc), "active_run_id": exc.run.pk if exc.run else None}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        return Response({"run_id": run.pk, "status": run.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class SessionRunListApi(APIView):
+    def get(self, request: Request, pk: int) -> Response:
+        session = get_object_or_404(selectors.session_qs_for(user=request.user), pk=pk)
+        qs = session.runs.order_by("-created_at", "-pk")
+        return paginated_response(queryset=qs, serializer_class=RunOutputSerializer, request=request, view=self)
+
+
+class RunDetailApi(APIView):
+    def get(self, request: Request, pk: int) -> Response:
+        run = get_object_or_404(selectors.run_qs_for(user=request.user).prefetch_related("steps"), pk=pk)
+        return Response(RunDetailOutputSerializer(run).data)
+
+
+class RunCancelApi(APIView):
+    def post(self, request: Request, pk: int) -> Response:
+        run = get_object_or_404(selectors.run_qs_for(user=request.user), pk=pk)
+        run = get_object_or_403(
+            Run.objects.filter(session__in=selectors.session_editable_qs_for(user=request.user)),
+            visible=selectors.run_qs_for(user=request.user),
+            pk=run.pk,
+        )
+        run = services.run_cancel(run=run, user=request.user)
+        return Response({"run_id": run.pk, "status": run.status, "cancel_requested": run.cancel_requested})
+
+
+def step_event_payload(step: Step) -> dict:
+    return {"id": step.pk, "ordinal": step.ordinal, "kind": step.kind, "content": step.content, "data": step.data}
+
+
+def sse_format(*, event: str, data: dict, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+async def run_event_stream(*, run_id: int, after_ordinal: int, poll: float = SSE_POLL_SECONDS):
+    """Replay the run's steps after ``after_ordinal``, follow new ones, then ``done`` once the run ended."""
+    cursor = after_ordinal
+    yield ": stream of run events\n\n"
+    while True:
+        run_status, steps = await sync_to_async(_run_status_and_steps)(run_id, cursor)
+        for step in steps:
+            yield sse_format(event="step", data=step_event_payload(step), event_id=step.ordinal)
+            cursor = step.ordinal
+        if run_status not in Run.ACTIVE_STATUSES:
+            _status, steps = await sync_to_async(_run_status_and_steps)(run_id, cursor)
+            for step in steps:  # steps saved between the two reads
+                yield sse_format(event="step", data=step_event_payload(step), event_id=step.ordinal)
+            run = await sync_to_async(Run.objects.get)(pk=run_id)
+            done = {"status": run.status, "answer": run.answer, "error": run.error}
+            yield sse_format(event="done", data=done)
+            return
+        await asyncio.sleep(poll)
+
+
+def _run_status_and_steps(run_id: int, after: int) -> tuple[str, list[Step]]:
+    run_status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or Run.Status.FAILED
+    return run_status, list(Step.objects.filter(run_id=run_id, ordinal__gt=after).order_by("ordinal"))
+
+
+class RunEventsApi(APIView):
+    def get(self, request: Request, pk: int) -> StreamingHttpResponse:
+        run = get_object_or_404(selectors.run_qs_for(user=request.user), pk=pk)
+        last = request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id") or "0"
+        after = int(last) if last.isdigit() else 0
+        response = StreamingHttpResponse(
+            run_event_stream(run_id=run.pk, after_ordinal=after), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # let proxies pass events through as they come
+        return response

@@ -1,0 +1,122 @@
+"""Reads for the analysis app. Every lookup a page, API view or consumer makes is scoped here."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+
+from analysis.models import AnalysisSession, Artifact, Run, Step
+from projects.models import Dataset, Project
+
+
+def project_qs_for(*, user) -> QuerySet[Project]:
+    return Project.objects.visible_to(user)
+
+
+def session_qs_for(*, user) -> QuerySet[AnalysisSession]:
+    return AnalysisSession.objects.visible_to(user).select_related("project", "user")
+
+
+def session_editable_qs_for(*, user) -> QuerySet[AnalysisSession]:
+    return AnalysisSession.objects.editable_by(user).select_related("project", "user")
+
+
+def run_qs_for(*, user) -> QuerySet[Run]:
+    return Run.objects.visible_to(user).select_related("session", "session__project", "user")
+
+
+def artifact_qs_for(*, user) -> QuerySet[Artifact]:
+    return Artifact.objects.visible_to(user)
+
+
+def session_list_for_project(*, project: Project) -> QuerySet[AnalysisSession]:
+    """Sessions of a project with the status of their latest run, in one query."""
+    latest = Run.objects.filter(session=OuterRef("pk")).order_by("-created_at", "-pk")
+    return (
+        AnalysisSession.objects.filter(project=project)
+        .select_related("user")
+        .annotate(
+            last_run_status=Subquery(latest.values("status")[:1]),
+            last_run_question=Subquery(latest.values("question")[:1]),
+            n_runs=Count("runs", distinct=True),
+        )
+    )
+
+
+def session_list_recent(*, user, limit: int = 10) -> list[AnalysisSession]:
+    latest = Run.objects.filter(session=OuterRef("pk")).order_by("-created_at", "-pk")
+    qs = (
+        AnalysisSession.objects.visible_to(user)
+        .select_related("project")
+        .annotate(last_run_status=Subquery(latest.values("status")[:1]))
+        .order_by("-updated_at", "-pk")
+    )
+    return list(qs[:limit])
+
+
+def steps_for_session(*, session: AnalysisSession, after_pk: int = 0) -> QuerySet[Step]:
+    """Steps of a session in the order they happened (pk order = creation order within a session)."""
+    return (
+        Step.objects.filter(run__session=session, pk__gt=after_pk)
+        .select_related("run")
+        .prefetch_related("artifacts")
+        .order_by("pk")
+    )
+
+
+def steps_for_session_id(*, session_id: int, after_pk: int = 0) -> QuerySet[Step]:
+    return (
+        Step.objects.filter(run__session_id=session_id, pk__gt=after_pk)
+        .select_related("run")
+        .prefetch_related("artifacts")
+        .order_by("pk")
+    )
+
+
+def run_list_for_session(*, session: AnalysisSession) -> QuerySet[Run]:
+    """Runs with their steps and step artifacts prefetched: the session page renders them without N+1."""
+    return (
+        session.runs.select_related("user")
+        .prefetch_related(Prefetch("steps", queryset=Step.objects.prefetch_related("artifacts").order_by("ordinal")))
+        .order_by("created_at", "pk")
+    )
+
+
+def run_active_for_session(*, session_id: int) -> Run | None:
+    return Run.objects.filter(session_id=session_id, status__in=Run.ACTIVE_STATUSES).first()
+
+
+def run_steps(*, run: Run, after_ordinal: int = 0) -> QuerySet[Step]:
+    return run.steps.filter(ordinal__gt=after_ordinal).prefetch_related("artifacts").order_by("ordinal")
+
+
+def usage_totals(*, runs: QuerySet[Run]) -> dict:
+    totals = runs.aggregate(
+        tokens_in=Coalesce(Sum("tokens_in"), 0),
+        tokens_out=Coalesce(Sum("tokens_out"), 0),
+        cost=Coalesce(Sum("cost"), Decimal("0")),
+        n_runs=Count("pk"),
+    )
+    return totals
+
+
+def usage_totals_for_session(*, session: AnalysisSession) -> dict:
+    return usage_totals(runs=Run.objects.filter(session=session))
+
+
+def usage_totals_for_user(*, user) -> dict:
+    return usage_totals(runs=Run.objects.filter(user=user))
+
+
+def datasets_for_session(*, session: AnalysisSession) -> list[Dataset]:
+    return list(Dataset.objects.filter(project_id=session.project_id).order_by("name"))
+
+
+def conversation_for_session(*, session: AnalysisSession, before_run: Run | None = None, limit: int = 10) -> list[Run]:
+    """Previous finished questions and answers in this session, oldest first (the agent's memory)."""
+    qs = Run.objects.filter(session=session).exclude(status__in=Run.ACTIVE_STATUSES)
+    if before_run is not None:
+        qs = qs.filter(pk__lt=before_run.pk)
+    return list(reversed(qs.order_by("-pk")[:limit]))

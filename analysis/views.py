@@ -1,0 +1,155 @@
+"""HTML views of sessions and runs: thin adapters over analysis.services/selectors."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Max
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from analysis import selectors, services
+from analysis.agent.models import model_choices, model_key_resolve, model_label
+from analysis.forms import QuestionForm, SessionForm
+from analysis.models import AnalysisSession, Step
+from codingagent.lib.http import AuthedHtmxRequest, get_object_or_403
+from projects.models import Project
+
+
+def _can_edit(*, user, session: AnalysisSession) -> bool:
+    return selectors.session_editable_qs_for(user=user).filter(pk=session.pk).exists()
+
+
+def session_page_context(*, user, session: AnalysisSession) -> dict:
+    runs = list(selectors.run_list_for_session(session=session))
+    active = next((r for r in runs if r.is_active), None)
+    last_step = Step.objects.filter(run__session=session).aggregate(m=Max("pk"))["m"] or 0
+    key = model_key_resolve(session.model)
+    return {
+        "session": session,
+        "runs": runs,
+        "active_run": active,
+        "last_step_pk": last_step,
+        "can_edit": _can_edit(user=user, session=session),
+        "model_choices": model_choices(),
+        "current_model": key,
+        "current_model_label": model_label(key),
+        "usage": selectors.usage_totals_for_session(session=session),
+        "user_usage": selectors.usage_totals_for_user(user=user),
+        "sibling_sessions": list(
+            AnalysisSession.objects.filter(project_id=session.project_id).only("pk", "title")[:30]
+        ),
+    }
+
+
+@login_required
+@require_GET
+def session_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    session = get_object_or_404(selectors.session_qs_for(user=request.user), pk=pk)
+    return render(request, "analysis/session_detail.html", session_page_context(user=request.user, session=session))
+
+
+@login_required
+@require_GET
+def project_sessions(request: AuthedHtmxRequest, project_pk: int) -> HttpResponse:
+    project = get_object_or_404(selectors.project_qs_for(user=request.user), pk=project_pk)
+    context = {
+        "project": project,
+        "sessions": list(selectors.session_list_for_project(project=project)),
+        "can_edit": Project.objects.editable_by(request.user).filter(pk=project.pk).exists(),
+        "model_choices": model_choices(),
+    }
+    return render(request, "analysis/_project_sessions.html", context)
+
+
+@login_required
+@require_GET
+def recent_sessions(request: AuthedHtmxRequest) -> HttpResponse:
+    context = {
+        "sessions": selectors.session_list_recent(user=request.user),
+        "usage": selectors.usage_totals_for_user(user=request.user),
+    }
+    return render(request, "analysis/_recent_sessions.html", context)
+
+
+@login_required
+@require_POST
+def session_create(request: AuthedHtmxRequest, project_pk: int) -> HttpResponse:
+    project = get_object_or_403(
+        Project.objects.editable_by(request.user), visible=selectors.project_qs_for(user=request.user), pk=project_pk
+    )
+    form = SessionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        return redirect(project)
+    session = services.session_create(project=project, user=request.user, **form.cleaned_data)
+    return redirect(session)
+
+
+@login_required
+@require_POST
+def session_update(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    session = get_object_or_403(
+        selectors.session_editable_qs_for(user=request.user), visible=selectors.session_qs_for(user=request.user), pk=pk
+    )
+    form = SessionForm(request.POST)
+    if form.is_valid():
+        services.session_update(session=session, user=request.user, **form.cleaned_data)
+    else:
+        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+    return redirect(session)
+
+
+@login_required
+@require_POST
+def session_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    session = get_object_or_403(
+        selectors.session_editable_qs_for(user=request.user), visible=selectors.session_qs_for(user=request.user), pk=pk
+    )
+    project = session.project
+    services.session_delete(session=session, user=request.user)
+    messages.success(request, f"Deleted session “{session.title}”.")
+    return redirect(project)
+
+
+@login_required
+@require_POST
+def run_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    session = get_object_or_403(
+        selectors.session_editable_qs_for(user=request.user), visible=selectors.session_qs_for(user=request.user), pk=pk
+    )
+    form = QuestionForm(request.POST)
+    error, active, draft = "", None, request.POST.get("question", "")
+    if form.is_valid():
+        try:
+            active = services.run_start(session=session, user=request.user, **form.cleaned_data)
+            draft = ""
+        except services.SessionBusy as exc:
+            error, active = str(exc), exc.run
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+    else:
+        error = " ".join(e for errs in form.errors.values() for e in errs)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(session)
+    context = {"session": session, "active_run": active, "composer_error": error, "draft": draft}
+    response = render(request, "analysis/session_detail.html#composer", context)
+    if active is not None and not error:
+        # The new run's shell arrives with this response (the socket may add it too; the client dedupes by id).
+        shell = render(request, "analysis/_push_run.html", {"run": active, "with_shell": True}).content
+        response.content += shell
+    return response
+
+
+@login_required
+@require_POST
+def run_cancel(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(selectors.run_qs_for(user=request.user), pk=pk)
+    services.run_cancel(run=run, user=request.user)
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect(run.session)
