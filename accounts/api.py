@@ -52,10 +52,16 @@ class LoginApi(_PublicAuthApi):
     throttle_classes = [LoginRateThrottle]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "LoginInput"
+
         email = serializers.EmailField()
         password = serializers.CharField(trim_whitespace=False)
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "LoginOutput"
+
         access = serializers.CharField()
         refresh = serializers.CharField()
         user = UserOutputSerializer()
@@ -75,9 +81,15 @@ class LoginApi(_PublicAuthApi):
 
 class RefreshApi(_PublicAuthApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RefreshInput"
+
         refresh = serializers.CharField()
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "RefreshOutput"
+
         access = serializers.CharField()
         refresh = serializers.CharField()
 
@@ -94,6 +106,9 @@ class RefreshApi(_PublicAuthApi):
 
 class LogoutApi(_PublicAuthApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "LogoutInput"
+
         refresh = serializers.CharField()
 
     @extend_schema(request=InputSerializer, responses={204: None}, auth=[])
@@ -119,13 +134,16 @@ class UserListApi(APIView):
     permission_classes = [IsAdminRole]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "UserListInput"
+
         email = serializers.EmailField()
         password = serializers.CharField(trim_whitespace=False, write_only=True)
         full_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
         role = serializers.ChoiceField(choices=User.Role.choices, default=User.Role.USER)
         is_active = serializers.BooleanField(default=True)
 
-    @extend_schema(responses={200: paginated_serializer(UserOutputSerializer)})
+    @extend_schema(operation_id="users_list", responses={200: paginated_serializer(UserOutputSerializer)})
     def get(self, request: Request) -> Response:
         return paginated_response(
             queryset=user_list(), serializer_class=UserOutputSerializer, request=request, view=self
@@ -144,6 +162,9 @@ class UserDetailApi(APIView):
     permission_classes = [IsAdminRole]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "UserDetailInput"
+
         full_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
         role = serializers.ChoiceField(choices=User.Role.choices, required=False)
         is_active = serializers.BooleanField(required=False)

@@ -89,10 +89,13 @@ def _project_for(request: Request, pk: int, *, allowed) -> Project:
 
 class ProjectListApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ProjectListInput"
+
         name = serializers.CharField(max_length=200)
         description = serializers.CharField(required=False, allow_blank=True, default="")
 
-    @extend_schema(responses={200: paginated_serializer(ProjectOutputSerializer)})
+    @extend_schema(operation_id="projects_list", responses={200: paginated_serializer(ProjectOutputSerializer)})
     def get(self, request: Request) -> Response:
         projects = project_list_for_user(user=request.user)
         return paginated_response(
@@ -110,6 +113,9 @@ class ProjectListApi(APIView):
 
 class ProjectDetailApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ProjectDetailInput"
+
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(required=False, allow_blank=True)
 
@@ -136,10 +142,13 @@ class ProjectDetailApi(APIView):
 
 class ProjectMemberListApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ProjectMemberListInput"
+
         email = serializers.EmailField()
         role = serializers.ChoiceField(choices=ProjectMember.Role.choices, default=ProjectMember.Role.VIEWER)
 
-    @extend_schema(responses={200: paginated_serializer(MemberOutputSerializer)})
+    @extend_schema(operation_id="projects_members_list", responses={200: paginated_serializer(MemberOutputSerializer)})
     def get(self, request: Request, pk: int) -> Response:
         project = get_object_or_404(project_qs_for(user=request.user), pk=pk)
         members = member_list_for_project(project=project)
@@ -157,6 +166,9 @@ class ProjectMemberListApi(APIView):
 
 class ProjectMemberDetailApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ProjectMemberDetailInput"
+
         role = serializers.ChoiceField(choices=ProjectMember.Role.choices)
 
     def _member(self, request: Request, pk: int, member_pk: int) -> ProjectMember:
@@ -184,6 +196,9 @@ class ProjectDatasetListApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ProjectDatasetListInput"
+
         file = serializers.FileField(allow_empty_file=True, help_text="CSV, TSV, Excel (.xlsx), Parquet or JSON.")
 
     def initialize_request(self, request, *args, **kwargs):
@@ -191,7 +206,9 @@ class ProjectDatasetListApi(APIView):
         install_dataset_upload_limit(request)
         return super().initialize_request(request, *args, **kwargs)
 
-    @extend_schema(responses={200: paginated_serializer(DatasetOutputSerializer)})
+    @extend_schema(
+        operation_id="projects_datasets_list", responses={200: paginated_serializer(DatasetOutputSerializer)}
+    )
     def get(self, request: Request, pk: int) -> Response:
         project = get_object_or_404(project_qs_for(user=request.user), pk=pk)
         datasets = dataset_list_for_project(project=project)
