@@ -25,11 +25,7 @@ PRIVATE_HINT = "names starting with '_' are private. Use the public API instead.
 # Import roots user code may import (plus their submodules, minus DENIED_MODULES). `string`,
 # `io`, `operator` and `yaml` are served as safe proxies (see libraries.py), not the real ones.
 ALLOWED_ROOTS = frozenset(
-    """pandas numpy scipy sklearn statsmodels plotly matplotlib mpl_toolkits seaborn patsy
-    math cmath statistics datetime json re collections itertools functools random decimal
-    fractions string textwrap io time warnings operator copy heapq bisect calendar typing
-    dataclasses numbers enum zoneinfo pprint difflib unicodedata array abc contextlib
-    __future__ yaml""".split()
+    ["pandas", "numpy", "scipy", "sklearn", "statsmodels", "plotly", "matplotlib", "mpl_toolkits", "seaborn", "patsy", "math", "cmath", "statistics", "datetime", "json", "re", "collections", "itertools", "functools", "random", "decimal", "fractions", "string", "textwrap", "io", "time", "warnings", "operator", "copy", "heapq", "bisect", "calendar", "typing", "dataclasses", "numbers", "enum", "zoneinfo", "pprint", "difflib", "unicodedata", "array", "abc", "contextlib", "__future__", "yaml"]
 )
 # Where the callables of allowed modules may come from (their C accelerators included).
 CALLABLE_ROOTS = ALLOWED_ROOTS | frozenset(
@@ -51,11 +47,7 @@ DENIED_CALLABLES = {"joblib": {"load", "dump"}}
 
 # Frame, generator, coroutine, traceback and code internals: refused at compile time.
 DENIED_ATTRS = frozenset(
-    """gi_frame gi_code gi_yieldfrom gi_running gi_suspended cr_frame cr_code cr_await
-    cr_origin cr_running ag_frame ag_code ag_await ag_running tb_frame tb_next tb_lasti
-    f_back f_globals f_locals f_builtins f_code f_trace f_lasti func_globals func_code mro
-    ctypes tofile from_custom_template template_html template_html_table
-    template_html_style template_latex template_string""".split()
+    ["gi_frame", "gi_code", "gi_yieldfrom", "gi_running", "gi_suspended", "cr_frame", "cr_code", "cr_await", "cr_origin", "cr_running", "ag_frame", "ag_code", "ag_await", "ag_running", "tb_frame", "tb_next", "tb_lasti", "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "f_lasti", "func_globals", "func_code", "mro", "ctypes", "tofile", "from_custom_template", "template_html", "template_html_table", "template_html_style", "template_latex", "template_string", "warn_explicit", "print_png", "print_jpg", "print_jpeg", "print_pdf", "print_svg", "print_svgz", "print_ps", "print_eps", "print_raw", "print_rgba", "print_tif", "print_tiff", "print_webp", "print_pgf", "print_gif"]
 ) | frozenset(n for n in dir(types.CodeType) if n.startswith("co_"))
 # Read-only dunders that only ever hold strings.
 SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__"})
@@ -364,11 +356,7 @@ def safe_dir(*args):
     return [n for n in names if not n.startswith("_")]
 
 
-_SAFE_BUILTIN_NAMES = """abs all any ascii bin bool bytearray bytes callable chr classmethod complex dict
-    divmod enumerate filter float format frozenset hash hex id int isinstance issubclass iter len
-    list map max min next object oct ord pow print property range repr reversed round set slice
-    sorted staticmethod str sum super tuple zip aiter anext
-    True False None NotImplemented Ellipsis __build_class__""".split()
+_SAFE_BUILTIN_NAMES = ["abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr", "classmethod", "complex", "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next", "object", "oct", "ord", "pow", "print", "property", "range", "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str", "sum", "super", "tuple", "zip", "aiter", "anext", "True", "False", "None", "NotImplemented", "Ellipsis", "__build_class__"]
 
 
 def build_safe_builtins(safe_import, safe_open) -> dict:

@@ -79,13 +79,15 @@ def _confined(func, params=PATH_PARAMS, check=None):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        if sig is None:
+            return func(*args, **kwargs)
+        try:
+            bound = sig.bind_partial(*args, **kwargs)
+        except TypeError:
+            return func(*args, **kwargs)  # let the library report the bad call
         if check is not None:
-            check(args, kwargs)
-        if sig is not None and names:
-            try:
-                bound = sig.bind_partial(*args, **kwargs)
-            except TypeError:
-                return func(*args, **kwargs)  # let the library report the bad call
+            check(bound.arguments)
+        if names:
             for name in names:
                 if name in bound.arguments:
                     bound.arguments[name] = confine(bound.arguments[name])
@@ -105,16 +107,16 @@ def _refused(func, message: str):
     return wrapper
 
 
-def _no_pickle(args, kwargs):
-    if kwargs.get("allow_pickle"):
+def _no_pickle(arguments):
+    if arguments.get("allow_pickle"):
         refuse("Loading pickles is not allowed in the sandbox: use np.save/np.load without allow_pickle.")
 
 
 _PRIVATE_NAME = re.compile(r"(?<![\w])_|\._")
 
 
-def _public_expression(args, kwargs):
-    expr = kwargs.get("expr", args[0] if args else None)
+def _public_expression(arguments):
+    expr = arguments.get("expr")
     if isinstance(expr, str) and _PRIVATE_NAME.search(expr):
         refuse("pandas eval/query expressions may not use names starting with '_'.")
 
@@ -122,8 +124,8 @@ def _public_expression(args, kwargs):
 _EXEC_WRITERS = {"pillow", "html"}
 
 
-def _animation_writer(args, kwargs):
-    writer = kwargs.get("writer", args[2] if len(args) > 2 else None)
+def _animation_writer(arguments):
+    writer = arguments.get("writer")
     name = writer if isinstance(writer, str) else type(writer).__name__.lower() if writer is not None else "pillow"
     if not any(w in name.lower() for w in _EXEC_WRITERS):
         refuse("Animation writers that start programs (ffmpeg, imagemagick) are not allowed: use writer='pillow'.")
@@ -176,11 +178,13 @@ _TARGETS = {
             "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile", "fromregex")],
         ("numpy.lib.format", "read_array", "check", _no_pickle),
         ("numpy.lib.format", "open_memmap", _CONFINE, None),
+        ("numpy", "memmap.__new__", _CONFINE, None),
         ("numpy.lib._datasource", "DataSource.open", _CONFINE, None),
         ("numpy.lib._datasource", "DataSource.exists", _CONFINE, None),
     ],
     "matplotlib": [
         ("matplotlib.figure", "Figure.savefig", _CONFINE, None),
+        ("matplotlib.backend_bases", "FigureCanvasBase.print_figure", _CONFINE, None),
         ("matplotlib.image", "imread", _CONFINE, None),
         ("matplotlib.image", "imsave", _CONFINE, None),
         ("matplotlib", "rc_file", _CONFINE, None),
@@ -206,7 +210,7 @@ _TARGETS = {
 _MODULES_FOR_ROOT = {
     "pandas": ("pandas", "pandas.io.excel._base", "pandas.io.pytables", "pandas.core.computation.eval"),
     "numpy": ("numpy", "numpy.lib.format", "numpy.lib._datasource"),
-    "matplotlib": ("matplotlib", "matplotlib.figure", "matplotlib.image", "matplotlib.animation",
+    "matplotlib": ("matplotlib", "matplotlib.figure", "matplotlib.backend_bases", "matplotlib.image", "matplotlib.animation",
                    "matplotlib.backends.backend_pdf", "matplotlib.pyplot"),
     "plotly": ("plotly.io", "plotly.offline"),
     "scipy": (),
@@ -357,27 +361,26 @@ def _methodcaller(name, /, *args, **kwargs):
     return lambda obj: safe_getattr(obj, name)(*args, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _string_proxy():
-    keep = """ascii_letters ascii_lowercase ascii_uppercase digits hexdigits octdigits punctuation
-        printable whitespace capwords Template""".split()
+    keep = ["ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits", "octdigits", "punctuation", "printable", "whitespace", "capwords", "Template"]
     return _proxy("string", {k: getattr(string, k) for k in keep})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _io_proxy():
     return _proxy("io", {"StringIO": io.StringIO, "BytesIO": io.BytesIO, "open": safe_open,
                          "TextIOWrapper": io.TextIOWrapper, "SEEK_SET": 0, "SEEK_CUR": 1, "SEEK_END": 2})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _operator_proxy():
     attrs = {k: v for k, v in vars(operator).items() if not k.startswith("_")}
     attrs.update(attrgetter=_attrgetter, methodcaller=_methodcaller)
     return _proxy("operator", attrs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _yaml_proxy():
     import yaml
 

@@ -27,11 +27,12 @@ vars/... raise PolicyError with a hint.
 import ast
 import os
 import sys
+import weakref
 from functools import lru_cache
 
 from analysis.sandbox import guards, libraries
 from analysis.sandbox.guards import PolicyError, module_allowed, refuse
-from analysis.sandbox.libraries import harden_libraries
+from analysis.sandbox.libraries import harden_libraries as _harden_library_io
 
 __all__ = ["restricted_exec", "restricted_run", "PolicyError", "NOTHING", "harden_libraries", "compile_restricted"]
 
@@ -50,9 +51,7 @@ NOTHING = _Nothing()
 # builtins, shutil, io, importlib, pickle, socket, ... (a test pins this), so reaching them
 # cannot hand out anything the guarded path would refuse.
 FAST_ATTRS = frozenset(
-    """get items keys values append extend add update setdefault discard insert
-    startswith endswith strip lstrip rstrip split rsplit lower upper isdigit isalpha
-    shape dtype ndim size T iloc loc at iat columns real imag x y""".split()
+    ["get", "items", "keys", "values", "append", "extend", "add", "update", "setdefault", "discard", "insert", "startswith", "endswith", "strip", "lstrip", "rstrip", "split", "rsplit", "lower", "upper", "isdigit", "isalpha", "shape", "dtype", "ndim", "size", "T", "iloc", "loc", "at", "iat", "columns", "real", "imag", "x", "y"]
 )
 # Dunder methods `super().<name>(...)` may call from a user's class.
 SUPER_DUNDERS = frozenset(
@@ -67,9 +66,10 @@ GETATTR, SPECIAL, WRITE = "__sb_getattr__", "__sb_special__", "__sb_write__"
 
 
 class PolicyTransformer(ast.NodeTransformer):
-    def __init__(self, source: str, filename: str):
+    def __init__(self, source: str, filename: str, extra_names: frozenset = frozenset()):
         self.lines = source.splitlines()
         self.filename = filename
+        self.extra_names = extra_names  # reserved names an evaluating library adds (formulaic)
         self.class_depth = [False]  # is the innermost scope a class body?
 
     # ---------------------------------------------------------------- errors
@@ -80,7 +80,7 @@ class PolicyTransformer(ast.NodeTransformer):
         raise PolicyError(message, (self.filename, lineno, col, text))
 
     def check_name(self, node, name: str, *, allow_dunder: bool = False):
-        if name.startswith("__") and not allow_dunder:
+        if name.startswith("__") and not allow_dunder and name not in self.extra_names:
             self.error(node, f"The name '{name}' is not allowed: names starting with '__' are reserved.")
 
     def check_attr(self, node, name: str, *, load: bool):
@@ -253,6 +253,7 @@ def _safe_import(name, globals=None, locals=None, fromlist=(), level=0):
         return module
     module = __import__(name, None, None, (), 0)  # noqa: the real import, on an allowed name
     libraries.harden_new_modules()
+    _harden_evaluators()
     if fromlist:
         target = sys.modules[name]
         for item in fromlist:
@@ -277,6 +278,92 @@ SAFE_BUILTINS = guards.build_safe_builtins(_safe_import, libraries.safe_open)
 SAFE_BUILTINS.update(
     {GETATTR: guards.guarded_getattr, SPECIAL: guards.special_getattr, WRITE: guards.guarded_write}
 )
+
+
+# ------------------------------------------------------------------------ evaluators in libraries
+# typing (string annotations / ForwardRef, reached e.g. through functools.singledispatch), patsy
+# and formulaic (statsmodels formulas) compile and eval strings with the real builtins. Their
+# module-level `compile`/`eval` are swapped for ones that apply this policy.
+_FORMULAIC_NAMES = frozenset({"__FORMULAIC_CONTEXT__", "__FORMULAIC_METADATA__", "__FORMULAIC_STATE__", "__FORMULAIC_SPEC__"})
+
+
+def _policy_compile(source, filename="<string>", mode="eval", flags=0, dont_inherit=False, *args, **kwargs):
+    tree = source if isinstance(source, ast.AST) else ast.parse(source, filename, mode)
+    text = source if isinstance(source, str) else ast.unparse(tree)
+    tree = PolicyTransformer(text, filename, _FORMULAIC_NAMES).visit(tree)
+    ast.fix_missing_locations(tree)
+    return compile(tree, filename, mode, flags & ~ast.PyCF_ONLY_AST, True)
+
+
+def _policy_eval(code, globals=None, locals=None):
+    if isinstance(code, str):
+        code = _policy_compile(code, "<string>", "eval")
+    scope = dict(globals or {})
+    scope["__builtins__"] = SAFE_BUILTINS
+    return eval(code, scope, locals if locals is not None else scope)
+
+
+_EVALUATOR_MODULES = ("patsy.eval", "formulaic.utils.stateful_transforms")
+_user_codes: "weakref.WeakSet" = weakref.WeakSet()  # ForwardRef code compiled from user strings
+
+
+def _is_user_namespace(ns) -> bool:
+    return isinstance(ns, dict) and ns.get("__builtins__") is SAFE_BUILTINS
+
+
+def _typing_eval(code, globals=None, locals=None):
+    if code in _user_codes:
+        return _policy_eval(code, globals, locals)
+    if _is_user_namespace(globals) or _is_user_namespace(locals):
+        # a library (functools.singledispatch) made the ForwardRef from a user annotation
+        ref = sys._getframe(1).f_locals.get("self")
+        arg = getattr(ref, "__forward_arg__", None)
+        if not isinstance(arg, str):
+            refuse("Evaluating this annotation is not allowed in the sandbox.")
+        return _policy_eval(_policy_compile(arg, "<annotation>", "eval"), globals, locals)
+    return eval(code, globals, locals)
+
+
+def _created_by_user() -> bool:
+    frame = sys._getframe(2)
+    typing_globals = sys.modules["typing"].__dict__
+    while frame is not None and frame.f_globals is typing_globals:
+        frame = frame.f_back
+    return frame is not None and frame.f_globals.get("__builtins__") is SAFE_BUILTINS
+
+
+def _harden_typing() -> None:
+    import typing
+
+    init = typing.ForwardRef.__init__
+    if getattr(init, "__sandboxed__", False):
+        return
+
+    def __init__(self, arg, *args, **kwargs):
+        init(self, arg, *args, **kwargs)
+        if _created_by_user():
+            code = _policy_compile(arg, "<annotation>", "eval")
+            _user_codes.add(code)
+            self.__forward_code__ = code
+
+    __init__.__sandboxed__ = True
+    typing.ForwardRef.__init__ = __init__
+    typing.eval = _typing_eval
+
+
+def _harden_evaluators() -> None:
+    for name in _EVALUATOR_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and module.__dict__.get("eval") is not _policy_eval:
+            module.compile = _policy_compile
+            module.eval = _policy_eval
+
+
+def harden_libraries(workspace: str) -> None:
+    """Idempotent, process-wide: library file I/O confined to `workspace`, evaluators policed."""
+    _harden_library_io(workspace)
+    _harden_typing()
+    _harden_evaluators()
 
 
 def _prepare(namespace: dict) -> None:

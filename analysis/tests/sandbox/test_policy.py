@@ -239,8 +239,7 @@ def test_private_and_interpreter_internals_are_refused_at_compile_time(workspace
 
 @pytest.mark.parametrize(
     "module",
-    "os sys subprocess ctypes importlib builtins shutil socket pickle marshal multiprocessing "
-    "threading signal gc inspect code pty urllib http requests pathlib tempfile".split(),
+    ["os", "sys", "subprocess", "ctypes", "importlib", "builtins", "shutil", "socket", "pickle", "marshal", "multiprocessing", "threading", "signal", "gc", "inspect", "code", "pty", "urllib", "http", "requests", "pathlib", "tempfile"],
 )
 def test_unsafe_modules_cannot_be_imported(workspace, module):
     with pytest.raises(PolicyError, match=f"Importing '{module}' is not allowed"):
@@ -446,3 +445,48 @@ def test_fast_attribute_names_are_not_attributes_of_unsafe_modules():
     unsafe = {n for m in (os, sys, subprocess, shutil, builtins, io, importlib, pickle, socket) for n in dir(m)}
 
     assert FAST_ATTRS.isdisjoint(unsafe)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import typing\ndef f(x: '().__class__'): pass\ntyping.get_type_hints(f)",
+        "import typing\nT = typing.List['().__class__']\ndef f(x: T): pass\ntyping.get_type_hints(f)",
+        "import functools\n@functools.singledispatch\ndef f(x): pass\n@f.register\ndef g(x: '().__class__'): pass",
+        "import statsmodels.formula.api as smf\nsmf.ols('y ~ x.__class__', data=df).fit()",
+        "import patsy\npatsy.dmatrix('x.__class__', df)",
+    ],
+)
+def test_libraries_that_evaluate_strings_apply_the_policy(workspace, source):
+    ns = run("import pandas as pd\ndf = pd.DataFrame({'x': [1.0, 2.0, 3.0], 'y': [2.0, 4.1, 6.2]})")
+
+    with pytest.raises(Exception, match="'__class__' is not allowed|got '[(][)].__class__'"):
+        restricted_exec(source, ns)
+
+
+def test_statsmodels_formulas_with_numpy_transforms_still_work(workspace):
+    ns = run("""
+        import numpy as np
+        import pandas as pd
+        import statsmodels.formula.api as smf
+        df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [2.0, 4.1, 6.2, 7.9]})
+        fit = smf.ols("y ~ np.log(x) + I(x ** 2)", data=df).fit()
+        n = int(fit.nobs)
+    """)
+
+    assert ns["n"] == 4
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import numpy as np\nnp.load('x.npy', None, True)",
+        "import numpy as np\nnp.memmap('/etc/hostname', mode='r')",
+        "import matplotlib.pyplot as plt\nfig = plt.figure()\nfig.canvas.print_figure('/tmp/escape.png')",
+    ],
+)
+def test_less_common_file_entry_points_are_confined_too(workspace, source):
+    (workspace / "x.npy").write_bytes(b"")
+
+    with pytest.raises(PolicyError, match="outside the workspace|Loading pickles"):
+        restricted_exec(source, {})
