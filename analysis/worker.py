@@ -76,7 +76,7 @@ class _Heartbeat(threading.Thread):
                     else:
                         cancel = services.run_cancel_requested(run_id=self.run_id)
                 except DatabaseError as exc:  # a busy database must not kill the heartbeat; try again
-                    logger.warning("Heartbeat of run %s: %s", self.run_id, exc)
+                    logger.debug("Heartbeat of run %s: %s", self.run_id, exc)
                     continue
                 if cancel:
                     self.controller.stop("cancelled")
