@@ -122,18 +122,18 @@ class Worker:
         self.executor_factory = executor_factory or sandbox_factory
         self.model = model  # tests inject a scripted pydantic-ai model; None = the session's configured model
         self.poll_interval = poll_interval
-        self._executors: OrderedDict[int, Executor] = OrderedDict()
+        self._executors: OrderedDict[str, Executor] = OrderedDict()
         self._last_reap = 0.0
         self.stopping = False
         self.last_outcome: AgentOutcome | None = None
 
     def executor_for(self, *, session_id: int, workspace: str) -> Executor:
         """A warm kernel per session (variables persist between questions), a few kept per worker."""
-        if session_id in self._executors:
-            self._executors.move_to_end(session_id)
-            return self._executors[session_id]
+        if workspace in self._executors:  # keyed by workspace path: one kernel per session directory
+            self._executors.move_to_end(workspace)
+            return self._executors[workspace]
         executor = self.executor_factory(workspace)
-        self._executors[session_id] = executor
+        self._executors[workspace] = executor
         while len(self._executors) > SANDBOX_CACHE_SIZE:
             _sid, old = self._executors.popitem(last=False)
             if hasattr(old, "close"):
@@ -183,7 +183,7 @@ class Worker:
         except Exception as exc:  # never leave a run "running": the user gets a readable error
             logger.exception("Run %s crashed", run.pk)
             outcome = AgentOutcome(status=Run.Status.FAILED, error=f"Internal error while running: {exc}")
-            self._executors.pop(run.session_id, None)
+            self._executors.pop(str(Path(settings.WORKSPACES_DIR) / f"session-{run.session_id}"), None)
         finally:
             heartbeat.done.set()
             listener.done.set()

@@ -16,6 +16,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 MODEL_NAME = "offline-analyst"
 NUMERIC_PREFIXES = ("int", "float", "uint", "decimal", "number")
+UNIT_TOKENS = {"mm", "cm", "kg", "km", "usd", "eur", "pct", "sec", "ms"}
 DATE_WORDS = ("date", "time", "day", "month", "year", "week", "timestamp", "period")
 
 OUT_OF_SCOPE = (
@@ -51,7 +52,7 @@ def _singular(token: str) -> str:
 
 
 def _tokens(text: str) -> list[str]:
-    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)  # camelCase → camel Case
+    text = re.sub(r"([a-z]{2,})([A-Z][a-z])", r"\1 \2", text)  # camelCase → camel Case
     return [_singular(t) for t in re.findall(r"[a-z0-9]+", text.lower())]
 
 
@@ -107,6 +108,10 @@ def columns_mentioned(question: str, dataset: DatasetInfo) -> list[Column]:
     for col in dataset.columns:
         cn = _norm(col.name)
         pos = qn.find(cn)
+        toks = cn.split()
+        if pos < 0 and len(toks) > 1 and (len(toks[-1]) <= 2 or toks[-1] in UNIT_TOKENS):
+            cn = " " + " ".join(toks[:-1]) + " "  # "body mass" names body_mass_g
+            pos = qn.find(cn)
         if pos < 0 and len(cn.strip()) > 3:
             glued = cn.replace(" ", "")
             pos = squashed.find(glued)

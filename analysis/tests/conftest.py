@@ -48,7 +48,10 @@ def dataset_make(*, project, name: str, frame: pd.DataFrame) -> Dataset:
         "columns": [
             {"name": str(c), "dtype": str(frame[c].dtype), "missing": int(frame[c].isna().sum())} for c in frame
         ],
-        "preview": {"columns": list(map(str, frame.columns)), "rows": frame.head(5).astype(object).values.tolist()},
+        "preview": {
+            "columns": list(map(str, frame.columns)),
+            "rows": frame.head(5).astype(object).where(frame.head(5).notna(), None).values.tolist(),
+        },
     }
     dataset = Dataset(
         project=project,
