@@ -91,7 +91,8 @@ def _format_size(n: int) -> str:
     return str(filesizeformat(n)).replace("\xa0", " ")
 
 
-def _check_size(size: int | None, *, max_bytes: int) -> None:
+def dataset_size_check(size: int | None, *, max_bytes: int) -> None:
+    """Refuse an empty file, or one over ``max_bytes`` (``size`` None: not known yet)."""
     if size == 0:
         raise ValidationError("The file is empty.")
     if size is not None and size > max_bytes:
@@ -149,13 +150,13 @@ def dataset_upload_spooled(uploaded_file: UploadedFile, *, name: str, max_bytes:
     bytes; binary formats must carry their signatures. The temporary file is removed on exit.
     """
     fmt = EXTENSION_FORMATS[name.rpartition(".")[2]]
-    _check_size(uploaded_file.size, max_bytes=max_bytes)
+    dataset_size_check(uploaded_file.size, max_bytes=max_bytes)
     label = Dataset.Format(fmt).label
     fd, tmp_name = tempfile.mkstemp(prefix="dataset-", suffix=f".{fmt}")
     path = Path(tmp_name)
     try:
         size = _copy_checked(uploaded_file, fd, fmt=fmt, label=label, max_bytes=max_bytes)
-        _check_size(size, max_bytes=max_bytes)
+        dataset_size_check(size, max_bytes=max_bytes)
         if fmt == Dataset.Format.XLSX:
             _check_xlsx(path)
         elif fmt == Dataset.Format.PARQUET:
@@ -176,7 +177,7 @@ def _copy_checked(uploaded_file: UploadedFile, fd: int, *, fmt: str, label: str,
             if fmt in TEXT_FORMATS:
                 _check_text_chunk(chunk, decoder, label=label, offset=size)
             size += len(chunk)
-            _check_size(size if size > max_bytes else None, max_bytes=max_bytes)
+            dataset_size_check(size if size > max_bytes else None, max_bytes=max_bytes)
             out.write(chunk)
     if fmt in TEXT_FORMATS and size:
         try:

@@ -18,7 +18,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from projects.dataset_files import dataset_filename_sanitize, dataset_filename_unique, dataset_upload_spooled
+from projects.dataset_files import (
+    dataset_filename_sanitize,
+    dataset_filename_unique,
+    dataset_size_check,
+    dataset_upload_spooled,
+)
 from projects.models import Dataset, Project, ProjectMember
 from projects.profiling import dataset_profile_build
 
@@ -113,6 +118,8 @@ def dataset_create(*, project: Project, uploaded_file: UploadedFile, user: User)
     """
     original = (uploaded_file.name or "dataset").strip()
     try:
+        # Size first: an upload refused while streaming arrives without its real name.
+        dataset_size_check(uploaded_file.size, max_bytes=settings.DATASET_MAX_BYTES)
         name = dataset_filename_sanitize(original)
         with dataset_upload_spooled(uploaded_file, name=name, max_bytes=settings.DATASET_MAX_BYTES) as spooled:
             profile = dataset_profile_build(path=spooled.path, fmt=spooled.format)
