@@ -33,7 +33,7 @@ def test_the_session_page_shows_questions_answers_and_the_composer(client, alice
     html = client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode()
 
     assert 'id="question-input"' in html and "data-focus-shortcut" in html
-    assert 'ws-connect="/ws/sessions/%d/"' % session.pk in html
+    assert f'ws-connect="/ws/sessions/{session.pk}/"' in html
     assert 'id="artifact-panel"' in html
     assert "<script>alert(1)</script>" not in html  # model text is sanitized markdown
 
