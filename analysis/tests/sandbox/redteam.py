@@ -1,0 +1,32 @@
+"""Shared checks for the red-team suites: an attack must fail and leave the sandbox usable."""
+
+from __future__ import annotations
+
+import json
+
+from analysis.sandbox import Result, Sandbox
+
+MARK = "ESCAPED"
+
+
+def leaked(result: Result, secret: str) -> bool:
+    """True if `secret` shows up anywhere the caller (an LLM, a user) could see."""
+    return secret in json.dumps(result.to_dict())
+
+
+def assert_still_serves(sandbox: Sandbox, forkserver) -> None:
+    """The host and fork server are alive and the next ordinary run works."""
+    assert forkserver.alive()
+    after = sandbox.run("1 + 1")
+    assert after.ok, after.error
+    assert after.display == "2"
+
+
+def assert_escape_failed(sandbox: Sandbox, forkserver, code: str) -> Result:
+    """Payloads print MARK only if the dangerous step succeeded."""
+    result = sandbox.run(code)
+    assert MARK not in result.stdout
+    assert result.final_result != MARK
+    assert not result.ok, "the payload ran to completion"
+    assert_still_serves(sandbox, forkserver)
+    return result
