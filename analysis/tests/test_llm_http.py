@@ -1,0 +1,85 @@
+"""The real OpenAI-compatible client path (LLM_BASE_URL) against a loopback server the test starts."""
+
+from __future__ import annotations
+
+import pydantic_ai.models
+import pytest
+from pydantic_ai import Agent
+
+from analysis.agent.models import model_build
+from analysis.models import Run
+from analysis.services import run_start
+from analysis.tests.conftest import SALES
+from analysis.tests.factories import AnalysisSessionFactory
+from analysis.tests.llm_server import LoopbackLLM, text_reply, tool_reply
+from analysis.worker import Worker
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def allow_http_model(monkeypatch):
+    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+
+
+def test_a_local_endpoint_drives_a_full_run_with_tool_calls_and_usage(
+    settings, allow_http_model, project, alice, sales
+):
+    replies = [
+        tool_reply(
+            "import pandas as pd\ndf = pd.read_csv('sales.csv')\nfinal_result = int(df['quantity'].sum())", "Summing."
+        ),
+        text_reply("Total quantity is **106**."),
+    ]
+    with LoopbackLLM(replies) as llm:
+        settings.LLM_BASE_URL, settings.LLM_MODEL, settings.OPENROUTER_API_KEY = llm.base_url, "loop-model", ""
+        session = AnalysisSessionFactory(project=project, user=alice, model="local:loop-model")
+        run = run_start(session=session, user=alice, question="total quantity?")
+        worker = Worker(worker_id="http-test")
+        try:
+            worker.run_forever(once=True)
+        finally:
+            worker.close()
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert run.steps.get(kind="output").data["final_result"] == int(SALES["quantity"].sum())
+    assert (run.tokens_in, run.tokens_out) == (240, 60)  # two requests, from the server's usage data
+    assert run.model == "loop-model"
+    assert llm.requests[0]["tools"][0]["function"]["name"] == "run_python"
+    assert "sales.csv" in llm.requests[0]["messages"][0]["content"]  # the datasets are in the system prompt
+
+
+def test_the_local_endpoint_also_works_streamed(settings, allow_http_model):
+    with LoopbackLLM([text_reply("Streaming works fine.")]) as llm:
+        settings.LLM_BASE_URL, settings.LLM_MODEL = llm.base_url, "loop-model"
+        agent = Agent(model_build("local:loop-model"))
+
+        async def stream() -> str:
+            async with agent.run_stream("hi") as result:
+                return "".join([delta async for delta in result.stream_text(delta=True)])
+
+        from asgiref.sync import async_to_sync
+
+        text = async_to_sync(stream)()
+
+    assert text == "Streaming works fine."
+    assert llm.requests[0]["stream"] is True
+
+
+def test_a_server_error_is_retried_then_reported_readably(settings, allow_http_model, project, alice):
+    settings.AGENT_RETRY_DELAY = 0.01
+    with LoopbackLLM([]) as llm:
+        llm.server.RequestHandlerClass.do_POST = lambda self: self.send_error(503, "overloaded")
+        settings.LLM_BASE_URL, settings.LLM_MODEL, settings.OPENROUTER_API_KEY = llm.base_url, "loop-model", ""
+        session = AnalysisSessionFactory(project=project, user=alice, model="local:loop-model")
+        run = run_start(session=session, user=alice, question="anything")
+        worker = Worker(worker_id="http-test")
+        try:
+            worker.run_forever(once=True)
+        finally:
+            worker.close()
+
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert "HTTP 503" in run.error and "after 4 attempts" in run.error
