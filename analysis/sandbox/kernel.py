@@ -56,6 +56,7 @@ def clean_environment(home: str) -> dict[str, str]:
         "PYTHONHASHSEED": "0",
         "ARROW_DEFAULT_MEMORY_POOL": "system",  # jemalloc/mimalloc reserve 1 GiB of address space up front
         "JE_ARROW_MALLOC_CONF": "background_thread:false",
+        "JOBLIB_MULTIPROCESSING": "0",  # n_jobs>1 runs sequentially instead of failing to fork
     }
 
 
