@@ -1,0 +1,97 @@
+"""End-to-end flows in a real Chromium against the real app (daphne + run worker)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from codingagent.tests.browser.conftest import OUTSIDER_EMAIL, OUTSIDER_PASSWORD, log_in
+from codingagent.tests.support import REPO_ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+# Selectors come from the URL contracts (form actions) and the shared partials, not from styling.
+STEPS = "#session-steps"
+STEP = "#session-steps [id^='step-']"
+ANSWER = "#session-steps [data-step-kind='answer'], #session-steps .step-answer"
+CHART = "#session-steps figure.artifact .js-plotly-plot, #session-steps figure.artifact img.artifact-image"
+SCREENSHOT = REPO_ROOT / "docs" / "screenshots" / "session.png"
+
+
+def test_the_demo_user_logs_in_and_sees_the_dashboard_with_the_demo_project(page, live_app):
+    log_in(page, email=live_app.demo_email, password=live_app.demo_password)
+
+    assert page.url == f"{live_app.url}/"
+    assert page.get_by_text("Demo: sales 2024").first.is_visible()
+
+
+def test_a_user_creates_a_project_and_sees_the_profile_of_an_uploaded_csv(page, live_app, tmp_path):
+    csv_file = tmp_path / "weather.csv"
+    csv_file.write_text("city,temperature_c,rainfall_mm\nOslo,3.5,48\nLima,19.2,1\nPerth,24.8,12\n")
+    log_in(page, email=live_app.demo_email, password=live_app.demo_password)
+
+    page.fill("form[action='/projects/new/'] [name=name]", "Weather check")
+    page.click("form[action='/projects/new/'] [type=submit]")
+    page.wait_for_url(re.compile(r"/projects/\d+/$"))
+    project_path = page.url.removeprefix(live_app.url)
+    upload_form = f"form[action='{project_path}datasets/']"
+    page.set_input_files(f"{upload_form} input[type=file]", str(csv_file))
+    page.click(f"{upload_form} [type=submit]")
+
+    page.get_by_text("temperature_c").first.wait_for()
+    assert page.get_by_role("heading", name="Weather check").first.is_visible()
+    assert page.get_by_text("weather.csv").first.is_visible()
+    assert page.get_by_text("Lima").first.is_visible()
+
+
+def test_the_offline_analyst_streams_steps_and_a_chart_that_survive_a_reload(page, live_app):
+    log_in(page, email=live_app.demo_email, password=live_app.demo_password)
+    page.goto(f"/projects/{live_app.demo_project_pk}/")
+    new_session = f"form[action='/projects/{live_app.demo_project_pk}/sessions/new/']"
+    page.wait_for_selector(new_session)  # the sessions fragment arrives over htmx
+    if page.locator(f"{new_session} [name=title]").count():
+        page.fill(f"{new_session} [name=title]", "Revenue by region")
+    page.click(f"{new_session} [type=submit]")
+    page.wait_for_url(re.compile(r"/sessions/\d+/$"))
+    session_path = page.url.removeprefix(live_app.url)
+    # A marker on window proves that the answer arrives without a page load.
+    page.evaluate("window.__noReload = true")
+
+    page.fill(f"form[action='{session_path}runs/'] [name=question]", "show me a bar chart of revenue by region")
+    page.click(f"form[action='{session_path}runs/'] [type=submit]")
+    page.wait_for_selector(STEP)
+    page.wait_for_selector(ANSWER, timeout=60_000)
+    page.wait_for_selector(CHART, timeout=20_000)
+
+    steps_live = page.locator(STEP).count()
+    assert page.evaluate("window.__noReload") is True
+    assert steps_live >= 3
+    assert "North" in page.locator(STEPS).inner_text()
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=False)
+
+    page.reload()
+    page.wait_for_selector(ANSWER)
+    assert page.locator(STEP).count() == steps_live
+    assert page.locator(CHART).count() >= 1
+
+
+def test_dark_mode_stays_on_after_a_reload(page, live_app):
+    log_in(page, email=live_app.demo_email, password=live_app.demo_password)
+    before = page.evaluate("document.documentElement.dataset.theme")
+
+    page.click("[data-theme-toggle]")
+    page.reload()
+
+    after = page.evaluate("document.documentElement.dataset.theme")
+    assert (before, after) == ("light", "dark")
+
+
+def test_an_outsider_gets_404_on_the_demo_project(page, live_app):
+    log_in(page, email=OUTSIDER_EMAIL, password=OUTSIDER_PASSWORD)
+
+    response = page.goto(f"/projects/{live_app.demo_project_pk}/")
+
+    assert response.status == 404
+    assert "Demo: sales 2024" not in page.content()
