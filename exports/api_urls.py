@@ -1,3 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from exports import api
+
+urlpatterns = [
+    path("sessions/<int:pk>/export", api.SessionExportApi.as_view(), name="session-export"),
+    path("projects/<int:pk>/export", api.ProjectExportApi.as_view(), name="project-export"),
+    path("artifacts/<int:pk>/", api.ArtifactDetailApi.as_view(), name="artifact-detail"),
+    path("sessions/<int:pk>/artifacts/", api.SessionArtifactListApi.as_view(), name="session-artifact-list"),
+    path("projects/<int:pk>/artifacts/", api.ProjectArtifactListApi.as_view(), name="project-artifact-list"),
+]

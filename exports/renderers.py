@@ -1,9 +1,452 @@
-"""Export renderers: each returns ``(filename, content_type, body)``. weasyprint is imported only here."""
+"""Export renderers: Markdown (zip), JSON, PDF and Jupyter notebook of a session or a project.
+
+Each ``render_*`` returns ``(filename, content_type, bytes)``. weasyprint is imported only here.
+Everything the model, the user or a dataset wrote is untrusted: HTML is escaped by the template
+engine or sanitized by ``render_markdown``; Markdown sources get ``sanitize_markdown_source``;
+notebook HTML outputs are built from escaped cells; the PDF engine fetches nothing but data: URIs.
+"""
 
 from __future__ import annotations
 
-from exports.services import EXPORT_FORMATS, UnknownFormat
+import base64
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import nbformat
+from django.template.loader import render_to_string
+from django.utils.html import escape
+
+from analysis.models import AnalysisSession, Artifact
+from codingagent.lib.markdown import highlight_python, pygments_css, render_markdown
+from exports.document import Block, ExportContext, export_context_build, run_blocks, sanitize_markdown_source
+from exports.services import EXPORT_FORMATS, UnknownFormat, artifact_png_bytes
+from exports.tables import cell_format, column_decimals
+from projects.models import Project
+
+Rendered = tuple[str, str, bytes]
+MAX_TABLE_ROWS = 200  # per table in Markdown/PDF/notebook; the JSON export keeps every stored row
 
 
-def export_render(*, target, fmt: str):
-    raise UnknownFormat(f"Unknown export format {fmt!r}. Choose one of: {', '.join(EXPORT_FORMATS)}.")
+def export_render(*, target: AnalysisSession | Project, fmt: str) -> Rendered:
+    """Validate the format first (cheap), then collect the content once and render it."""
+    renderer = _RENDERERS.get((fmt or "").lower())
+    if renderer is None:
+        raise UnknownFormat(f"Unknown export format {fmt!r}. Choose one of: {', '.join(EXPORT_FORMATS)}.")
+    return renderer(export_context_build(target=target))
+
+
+# --- shared helpers ---------------------------------------------------------------------------------------
+
+
+def table_cells(content: dict[str, Any], limit: int = MAX_TABLE_ROWS) -> tuple[list[str], list[list[Any]], int]:
+    """(column names, formatted cells, rows left out) of a table artifact's content."""
+    columns, rows, dtypes = content.get("columns") or [], content.get("rows") or [], content.get("dtypes") or {}
+    shown = rows[:limit]
+    decimals = [column_decimals([r[i] for r in shown if i < len(r)]) for i in range(len(columns))]
+    cells = [
+        [cell_format(r[i] if i < len(r) else None, decimals=decimals[i], dtype=dtypes.get(c, "")) for i, c in enumerate(columns)]
+        for r in shown
+    ]  # fmt: skip
+    return columns, cells, max(0, len(rows) - len(shown))
+
+
+def profile_rows(dataset: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(column, dtype, missing, summary) per dataset column, from the stored profile."""
+    rows = []
+    for column in (dataset.get("profile") or {}).get("columns") or []:
+        if not isinstance(column, dict):
+            continue
+        stats = column.get("stats") or {}
+        summary = " · ".join(f"{k} {_short(v)}" for k, v in list(stats.items())[:6]) if isinstance(stats, dict) else ""
+        rows.append(
+            (str(column.get("name", "")), str(column.get("dtype", "")), _short(column.get("missing", "")), summary)
+        )
+    return rows
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _fence(text: str, lang: str = "") -> str:
+    """A fenced block that the content cannot close early (longer fence than any backtick run inside)."""
+    longest = max((len(m) for m in re.findall(r"`+", text or "")), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{(text or '').rstrip()}\n{fence}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def _png_of(context: ExportContext, artifact_id: int) -> bytes | None:
+    artifact = context.artifacts.get(artifact_id)
+    if artifact is None or artifact.kind not in (Artifact.Kind.PLOTLY, Artifact.Kind.IMAGE):
+        return None
+    try:
+        return artifact_png_bytes(artifact=artifact)
+    except (OSError, ValueError):
+        return None
+
+
+def _artifact_docs(context: ExportContext) -> dict[int, dict[str, Any]]:
+    docs = {a["id"]: a for a in context.document["pinned_artifacts"]}
+    for session in context.document["sessions"]:
+        for run in session["runs"]:
+            docs.update({a["id"]: a for a in run["artifacts"]})
+    return docs
+
+
+# --- JSON -------------------------------------------------------------------------------------------------
+
+
+def render_json(context: ExportContext) -> Rendered:
+    body = json.dumps(context.document, ensure_ascii=False, default=str, allow_nan=False, indent=1)
+    return f"{context.filename_base}.json", "application/json", body.encode()
+
+
+# --- Markdown (a zip: the .md plus images/) ---------------------------------------------------------------
+
+
+def _md_table(columns: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        text = value.text if hasattr(value, "text") else str(value)
+        return _one_line(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;") or " "
+
+    if not columns:
+        return "_(empty table)_"
+    aligns = ["---:" if rows and all(getattr(r[i], "css", "") in ("num", "null") for r in rows) else "---"
+              for i in range(len(columns))]  # fmt: skip
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "| " + " | ".join(aligns) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _md_artifact(doc: dict[str, Any], context: ExportContext, images: dict[str, bytes]) -> str:
+    title = sanitize_markdown_source(_one_line(doc["title"])).replace("]", "\\]")
+    content = doc.get("content") or {}
+    if doc["kind"] in (Artifact.Kind.PLOTLY, Artifact.Kind.IMAGE):
+        png = _png_of(context, doc["id"])
+        if png is None:
+            return f"_Chart “{title}” could not be rendered._"
+        path = f"images/artifact-{doc['id']}.png"
+        images[path] = png
+        return f"![{title}]({path})\n\n*Figure: {title}*"
+    if doc["kind"] == Artifact.Kind.TABLE and content.get("type") == "table":
+        columns, cells, left_out = table_cells(content)
+        more = f"\n\n_{left_out:,} more rows in the JSON export._" if left_out else ""
+        shape = content.get("shape") or []
+        note = f"\n\n_Showing {len(cells):,} of {shape[0]:,} rows._" if shape and shape[0] > len(cells) else ""
+        return f"**{title}**\n\n{_md_table(columns, cells)}{more}{note}"
+    name = sanitize_markdown_source(str((doc.get("meta") or {}).get("name") or title))
+    return f"_File: {name} ({doc['size']:,} bytes)_"
+
+
+def _md_block(block: Block, context: ExportContext, docs: dict, images: dict, level: int) -> list[str]:
+    if block.type == "thought":
+        return ["> " + sanitize_markdown_source(block.text).replace("\n", "\n> ")]
+    if block.type == "answer":
+        return [f"{'#' * level} Answer", sanitize_markdown_source(block.text)]
+    parts: list[str] = []
+    code = block.code
+    if block.type == "code" and code is not None:
+        if code.code:
+            parts.append(_fence(code.code, "python"))
+        if code.outputs or code.displays:
+            parts.append("Output:\n\n" + _fence("\n".join(code.outputs + code.displays), "text"))
+        if code.stderr:
+            parts.append("Warnings:\n\n" + _fence("\n".join(code.stderr), "text"))
+        if code.errors:
+            parts.append("**Error** (the agent saw this and continued):\n\n" + _fence("\n".join(code.errors), "text"))
+    ids = code.artifact_ids if code is not None else block.artifact_ids
+    parts += [_md_artifact(docs[i], context, images) for i in ids if i in docs]
+    return parts
+
+
+def markdown_document(context: ExportContext, images: dict[str, bytes]) -> str:
+    doc = context.document
+    docs = _artifact_docs(context)
+    project_scope = doc["scope"] == "project"
+    out = [f"# {sanitize_markdown_source(_one_line(context.title))}"]
+    out.append(
+        f"_Project: {sanitize_markdown_source(_one_line(doc['project']['name']))} · "
+        f"exported {doc['exported_at'][:16].replace('T', ' ')} UTC · CodingAgent export v{doc['schema_version']}_"
+    )
+    if project_scope and doc["project"]["description"]:
+        out.append(sanitize_markdown_source(doc["project"]["description"]))
+    if doc["datasets"]:
+        out.append("## Datasets")
+        for dataset in doc["datasets"]:
+            out.append(
+                f"### {sanitize_markdown_source(_one_line(dataset['name']))} — "
+                f"{dataset['row_count']:,} rows × {dataset['column_count']:,} columns"
+            )
+            rows = profile_rows(dataset)
+            if rows:
+                out.append(_md_table(["Column", "Type", "Missing", "Summary"], [list(r) for r in rows]))
+    for session in doc["sessions"]:
+        level = 2
+        if project_scope:
+            out.append(f"## Session: {sanitize_markdown_source(_one_line(session['title']))}")
+            level = 3
+        if not session["runs"]:
+            out.append("_No questions were asked in this session._")
+        for number, run in enumerate(session["runs"], start=1):
+            out.append(f"{'#' * level} {number}. {sanitize_markdown_source(_one_line(run['question']))[:200]}")
+            if "\n" in run["question"].strip() or len(run["question"]) > 200:
+                out.append("**Question:** " + sanitize_markdown_source(run["question"]))
+            if run["status"] != "succeeded":
+                out.append(
+                    f"_Status: {run['status']}_"
+                    + (f" — {sanitize_markdown_source(run['error'])}" if run["error"] else "")
+                )
+            for block in run_blocks(run):
+                out += _md_block(block, context, docs, images, level + 1)
+    if doc["pinned_artifacts"]:
+        out.append("## Pinned to the project")
+        out += [_md_artifact(a, context, images) for a in doc["pinned_artifacts"]]
+    return "\n\n".join(out) + "\n"
+
+
+def render_markdown_zip(context: ExportContext) -> Rendered:
+    """A zip holding ``<name>.md`` and ``images/*.png`` (relative links), so any Markdown viewer shows the charts."""
+    images: dict[str, bytes] = {}
+    text = markdown_document(context, images)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            f"{context.filename_base}/{context.filename_base}.md", text, compress_type=zipfile.ZIP_DEFLATED
+        )
+        for path, png in images.items():
+            archive.writestr(f"{context.filename_base}/{path}", png, compress_type=zipfile.ZIP_STORED)
+    return f"{context.filename_base}.zip", "application/zip", buffer.getvalue()
+
+
+# --- PDF --------------------------------------------------------------------------------------------------
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _pdf_artifact(doc: dict[str, Any], context: ExportContext) -> dict[str, Any]:
+    view: dict[str, Any] = {"kind": doc["kind"], "title": doc["title"], "id": doc["id"]}
+    content = doc.get("content") or {}
+    if doc["kind"] in (Artifact.Kind.PLOTLY, Artifact.Kind.IMAGE):
+        png = _png_of(context, doc["id"])
+        view["image"] = _data_uri(png) if png else ""
+    elif doc["kind"] == Artifact.Kind.TABLE and content.get("type") == "table":
+        columns, cells, left_out = table_cells(content, limit=60)
+        view.update(columns=columns, rows=cells, left_out=left_out, shape=content.get("shape") or [])
+    else:
+        view["name"] = str((doc.get("meta") or {}).get("name") or doc["title"])
+        view["size"] = doc["size"]
+    return view
+
+
+def _pdf_block(block: Block, context: ExportContext, docs: dict) -> dict[str, Any]:
+    if block.type in ("thought", "answer"):
+        return {"type": block.type, "html": render_markdown(block.text)}
+    code = block.code
+    ids = code.artifact_ids if code is not None else block.artifact_ids
+    return {
+        "type": block.type,
+        "code_html": highlight_python(code.code) if code and code.code else "",
+        "output": "\n".join((code.outputs + code.displays) if code else []).strip(),
+        "stderr": "\n".join(code.stderr if code else []).strip(),
+        "error": "\n".join(code.errors if code else []).strip(),
+        "artifacts": [_pdf_artifact(docs[i], context) for i in ids if i in docs],
+    }
+
+
+def pdf_html(context: ExportContext) -> str:
+    doc = context.document
+    docs = _artifact_docs(context)
+    sessions = []
+    for session in doc["sessions"]:
+        runs = []
+        for number, run in enumerate(session["runs"], start=1):
+            anchor = f"q-{session['id']}-{run['id']}"
+            blocks = [_pdf_block(b, context, docs) for b in run_blocks(run)]
+            runs.append({"number": number, "anchor": anchor, "run": run, "blocks": blocks})
+        sessions.append({"session": session, "runs": runs})
+    counts = {"questions": sum(len(s["runs"]) for s in doc["sessions"]), "charts": 0, "tables": 0}
+    for artifact in docs.values():
+        if artifact["kind"] in ("plotly", "image"):
+            counts["charts"] += 1
+        elif artifact["kind"] == "table":
+            counts["tables"] += 1
+    context_vars = {
+        "doc": doc,
+        "title": context.title,
+        "sessions": sessions,
+        "datasets": [{"dataset": d, "rows": profile_rows(d)} for d in doc["datasets"]],
+        "pinned": [_pdf_artifact(a, context) for a in doc["pinned_artifacts"]],
+        "counts": counts,
+        "exported_at": doc["exported_at"][:16].replace("T", " "),
+        "pygments_css": pygments_css(),
+    }
+    return render_to_string("exports/report.html", context_vars)
+
+
+def render_pdf(context: ExportContext) -> Rendered:
+    import logging
+
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
+
+    # weasyprint logs every refused URL as a warning; those are expected here.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    html = pdf_html(context)
+    # Only inline data: URIs: a hostile <img src="http://..."> can never make the server fetch anything.
+    fetcher = URLFetcher(allowed_protocols={"data"}, timeout=1)
+    body = HTML(string=html, url_fetcher=fetcher, base_url="about:blank").write_pdf()
+    return f"{context.filename_base}.pdf", "application/pdf", body
+
+
+# --- Jupyter notebook -------------------------------------------------------------------------------------
+
+_READERS = {
+    "csv": "pd.read_csv({path!r})",
+    "tsv": "pd.read_csv({path!r}, sep='\\t')",
+    "xlsx": "pd.read_excel({path!r})",
+    "parquet": "pd.read_parquet({path!r})",
+    "json": "pd.read_json({path!r})",
+}
+
+
+def _variable_name(name: str, taken: set[str]) -> str:
+    stem = re.sub(r"\W+", "_", name.rsplit(".", 1)[0]).strip("_").lower() or "data"
+    if stem[0].isdigit() or stem in {"pd", "np", "plt", "px", "go", "final_result"}:
+        stem = f"df_{stem}"
+    candidate, n = stem, 2
+    while candidate in taken:
+        candidate, n = f"{stem}_{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _loading_cell(datasets: list[dict[str, Any]]) -> str:
+    lines = [
+        "# Setup: the libraries the agent used, and the project's datasets.",
+        "# Put the dataset files in the same folder as this notebook.",
+        "import numpy as np",
+        "import pandas as pd",
+    ]
+    taken: set[str] = set()
+    for dataset in datasets:
+        reader = _READERS.get(dataset["format"], _READERS["csv"]).format(path=dataset["name"])
+        lines.append(f"{_variable_name(dataset['name'], taken)} = {reader}")
+    return "\n".join(lines)
+
+
+def _html_table(columns: list[str], cells: list[list[Any]]) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{escape(c.css)}">{escape(c.text)}</td>' for c in row) + "</tr>" for row in cells
+    )
+    return f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _text_table(columns: list[str], cells: list[list[Any]]) -> str:
+    grid = [columns] + [[c.text for c in row] for row in cells]
+    widths = [min(30, max(len(str(r[i])) for r in grid)) for i in range(len(columns))]
+    return "\n".join("  ".join(str(v)[:30].rjust(w) for v, w in zip(r, widths, strict=False)) for r in grid)
+
+
+def _nb_output(doc: dict[str, Any], context: ExportContext):
+    content = doc.get("content") or {}
+    if doc["kind"] == Artifact.Kind.IMAGE and content.get("type") == "image":
+        data = {"image/png": content["base64"], "text/plain": f"<Figure: {doc['title']}>"}
+    elif doc["kind"] == Artifact.Kind.PLOTLY and content.get("type") == "plotly":
+        data = {"application/vnd.plotly.v1+json": content["figure"], "text/plain": f"<Plotly figure: {doc['title']}>"}
+    elif doc["kind"] == Artifact.Kind.TABLE and content.get("type") == "table":
+        columns, cells, _ = table_cells(content)
+        data = {"text/html": _html_table(columns, cells), "text/plain": _text_table(columns, cells)}
+    else:
+        data = {"text/plain": f"<File: {(doc.get('meta') or {}).get('name') or doc['title']}>"}
+    return nbformat.v4.new_output("display_data", data=data)
+
+
+def _nb_code_cells(block: Block, context: ExportContext, docs: dict, counter: list[int]) -> list:
+    code = block.code
+    artifacts = [_nb_output(docs[i], context) for i in (code.artifact_ids if code else block.artifact_ids) if i in docs]
+    if code is None or not code.code:
+        if not artifacts:
+            return []
+        return [nbformat.v4.new_code_cell("# (outputs recorded without code)", outputs=artifacts)]
+    if code.failed:
+        # Kept for the record but not as code: the notebook must run top to bottom.
+        text = "**This code failed** and the agent continued from the error:\n\n" + _fence(code.code, "python")
+        text += "\n\n" + _fence("\n".join(code.errors), "text")
+        return [nbformat.v4.new_markdown_cell(text)]
+    counter[0] += 1
+    outputs = []
+    if code.outputs:
+        outputs.append(nbformat.v4.new_output("stream", name="stdout", text="".join(code.outputs)))
+    if code.stderr:
+        outputs.append(nbformat.v4.new_output("stream", name="stderr", text="".join(code.stderr)))
+    outputs += artifacts
+    if code.displays:
+        outputs.append(
+            nbformat.v4.new_output(
+                "execute_result", data={"text/plain": "\n".join(code.displays)}, execution_count=counter[0]
+            )
+        )
+    return [nbformat.v4.new_code_cell(code.code, outputs=outputs, execution_count=counter[0])]
+
+
+def notebook_build(context: ExportContext) -> nbformat.NotebookNode:
+    doc = context.document
+    docs = _artifact_docs(context)
+    md = sanitize_markdown_source
+    cells = [
+        nbformat.v4.new_markdown_cell(
+            f"# {md(_one_line(context.title))}\n\nProject **{md(_one_line(doc['project']['name']))}**, "
+            f"exported {doc['exported_at'][:16].replace('T', ' ')} UTC from CodingAgent.\n\n"
+            "Run it next to the dataset files: the first cell loads them. Code that failed during the analysis "
+            "is kept as text (with its error), so the notebook runs top to bottom."
+        ),
+        nbformat.v4.new_code_cell(_loading_cell(doc["datasets"])),
+    ]
+    counter = [0]
+    for session in doc["sessions"]:
+        if doc["scope"] == "project":
+            cells.append(nbformat.v4.new_markdown_cell(f"## Session: {md(_one_line(session['title']))}"))
+        for number, run in enumerate(session["runs"], start=1):
+            cells.append(nbformat.v4.new_markdown_cell(f"### {number}. Question\n\n{md(run['question'])}"))
+            for block in run_blocks(run):
+                if block.type == "thought":
+                    cells.append(nbformat.v4.new_markdown_cell(md(block.text)))
+                elif block.type == "answer":
+                    cells.append(nbformat.v4.new_markdown_cell(f"**Answer**\n\n{md(block.text)}"))
+                else:
+                    cells += _nb_code_cells(block, context, docs, counter)
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.metadata["codingagent"] = {"schema_version": doc["schema_version"], "scope": doc["scope"]}
+    return nb
+
+
+def render_ipynb(context: ExportContext) -> Rendered:
+    nb = notebook_build(context)
+    nbformat.validate(nb)
+    return f"{context.filename_base}.ipynb", "application/x-ipynb+json", nbformat.writes(nb).encode()
+
+
+_RENDERERS: dict[str, Callable[[ExportContext], Rendered]] = {
+    "md": render_markdown_zip,
+    "json": render_json,
+    "pdf": render_pdf,
+    "ipynb": render_ipynb,
+}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import plotly
+from django.core.files.base import ContentFile
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.text import slugify
 
@@ -78,8 +79,10 @@ def _raw(artifact: Artifact) -> bytes:
 
 def _plotly_image(fmt: str):
     def build(artifact: Artifact) -> tuple[str, str, bytes]:
+        if fmt == "png":
+            return artifact_filename(artifact=artifact, ext="png"), "image/png", artifact_png_bytes(artifact=artifact)
         body = figure_image(artifact_figure_read(artifact=artifact), fmt=fmt)
-        return artifact_filename(artifact=artifact, ext=fmt), "image/png" if fmt == "png" else "image/svg+xml", body
+        return artifact_filename(artifact=artifact, ext=fmt), "image/svg+xml", body
 
     return build
 
@@ -143,6 +146,39 @@ _DOWNLOADS: dict[str, dict[str, Any]] = {
         ),
     },
 }
+
+
+def rendition_name(*, artifact: Artifact) -> str:
+    return f"projects/{artifact.project_id}/artifacts/renditions/artifact-{artifact.pk}.png"
+
+
+def artifact_png_bytes(*, artifact: Artifact) -> bytes:
+    """PNG of a chart or image. Plotly charts are drawn once through matplotlib and the PNG is kept in storage
+    (recorded in ``meta["rendition_png"]``) so thumbnails and later exports reuse it."""
+    if artifact.kind == Artifact.Kind.IMAGE:
+        return _raw(artifact)
+    if artifact.kind != Artifact.Kind.PLOTLY:
+        raise UnknownFormat(f"A {artifact.kind} artifact has no image.")
+    storage = artifact.file.storage
+    name = (artifact.meta or {}).get("rendition_png")
+    if name:
+        try:
+            with storage.open(name, "rb") as fh:
+                return fh.read()
+        except OSError:
+            pass  # rendition lost (e.g. storage cleaned): draw it again
+    return artifact_rendition_create(artifact=artifact)
+
+
+def artifact_rendition_create(*, artifact: Artifact) -> bytes:
+    """Draw the static PNG of a plotly artifact and remember where it is stored. The run worker may call this
+    right after storing a chart so the first page view and export find it ready."""
+    body = figure_image(artifact_figure_read(artifact=artifact), fmt="png")
+    storage = artifact.file.storage
+    name = storage.save(rendition_name(artifact=artifact), ContentFile(body))
+    artifact.meta = {**(artifact.meta or {}), "rendition_png": name}
+    Artifact.objects.filter(pk=artifact.pk).update(meta=artifact.meta)
+    return body
 
 
 def artifact_pin_set(*, artifact: Artifact, pinned: bool) -> Artifact:

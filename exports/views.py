@@ -7,8 +7,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.middleware import HtmxDetails
 
+from codingagent.lib.http import AuthedHtmxRequest, get_object_or_403
 from exports import services
 from exports.artifacts import artifact_table_page
 from exports.selectors import (
@@ -20,10 +20,6 @@ from exports.selectors import (
     project_qs_for,
     session_qs_for,
 )
-
-
-class AuthedHtmxRequest(HttpRequest):
-    htmx: HtmxDetails
 
 
 @require_GET
@@ -64,15 +60,19 @@ def artifact_download(request: HttpRequest, pk: int) -> HttpResponse:
     except FileNotFoundError as exc:
         raise Http404("The artifact's file is missing.") from exc
     inline = request.GET.get("inline") == "1" and content_type in services.INLINE_SAFE_TYPES
-    return services.attachment_response(filename=filename, content_type=content_type, body=body, inline=inline)
+    response = services.attachment_response(filename=filename, content_type=content_type, body=body, inline=inline)
+    # An artifact's file never changes once stored: let the browser keep thumbnails and charts for a while.
+    patch_cache_control(response, private=True, max_age=3600)
+    return response
 
 
 @login_required
 @require_POST
 def artifact_pin(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
-    artifact = get_object_or_404(artifact_qs_for(user=request.user), pk=pk)
-    if not artifact_editable_qs_for(user=request.user).filter(pk=pk).exists():
-        return HttpResponse("Only the project's owner and editors can pin artifacts.", status=403)
+    # Viewers get 403, outsiders 404 (they must not learn the artifact exists).
+    artifact = get_object_or_403(
+        artifact_editable_qs_for(user=request.user), visible=artifact_qs_for(user=request.user), pk=pk
+    )
     pinned = request.POST.get("pinned", "1") not in ("0", "false", "")
     artifact = services.artifact_pin_set(artifact=artifact, pinned=pinned)
     if request.htmx:
