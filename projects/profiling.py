@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -76,7 +75,7 @@ class ColumnProfile:
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
         self.min: Any = None
         self.max: Any = None
-        self.values: Counter[str] = Counter()
+        self.counts: pd.Series | None = None
         self.unique_exact = True
 
     def add(self, series: pd.Series) -> None:
@@ -125,11 +124,19 @@ class ColumnProfile:
         self.max = high if self.max is None else max(self.max, high)
 
     def _add_values(self, values: pd.Series) -> None:
-        for value, count in values.astype(str).value_counts(sort=False).items():
-            if value in self.values or len(self.values) < UNIQUE_CAP:
-                self.values[value] += int(count)
-            else:
-                self.unique_exact = False
+        counts = values.astype(str).value_counts(sort=False)
+        if self.counts is None:
+            self.counts = counts
+        elif self.unique_exact:
+            self.counts = self.counts.add(counts, fill_value=0)
+        else:
+            # Past the cap only values already counted are followed (an id-like column costs nothing more).
+            known = counts[self.counts.index.get_indexer(counts.index) >= 0]
+            if len(known):
+                self.counts = self.counts.add(known, fill_value=0)
+        if len(self.counts) > UNIQUE_CAP:
+            self.unique_exact = False
+            self.counts = self.counts.nlargest(UNIQUE_CAP)
 
     def result(self) -> dict[str, Any]:
         if self.kind == "numeric":
@@ -144,8 +151,9 @@ class ColumnProfile:
         elif self.kind == "datetime":
             stats = {"count": self.count, "min": self.min, "max": self.max}
         else:
-            top = [{"value": value, "count": count} for value, count in self.values.most_common(TOP_VALUES)]
-            stats = {"count": self.count, "unique": len(self.values), "unique_exact": self.unique_exact, "top": top}
+            counts = self.counts if self.counts is not None else pd.Series(dtype="int64")
+            top = [{"value": value, "count": int(n)} for value, n in counts.nlargest(TOP_VALUES, keep="first").items()]
+            stats = {"count": self.count, "unique": len(counts), "unique_exact": self.unique_exact, "top": top}
         return json_safe(
             {
                 "name": self.name,
