@@ -148,12 +148,17 @@ def test_hostile_access_tokens_get_401(api_client, alice, make_token):
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("make_token", [_expired, _alg_none, _wrong_signature])
-def test_hostile_refresh_tokens_get_401(api_client, alice, make_token):
-    claims = {**_claims(alice), "token_type": "refresh"}
-    token = make_token(alice) if make_token is _expired else jwt.encode(claims, None, algorithm="none")
-    if make_token is _wrong_signature:
-        token = jwt.encode(claims, "some-other-secret-key-of-enough-length", algorithm="HS256")
+@pytest.mark.parametrize(
+    ("claims_patch", "key", "algorithm"),
+    [
+        pytest.param({"exp": 1_000_000_000}, settings.SIMPLE_JWT["SIGNING_KEY"], "HS256", id="expired"),
+        pytest.param({}, None, "none", id="alg-none"),
+        pytest.param({}, "some-other-secret-key-of-enough-length", "HS256", id="wrong-signature"),
+    ],
+)
+def test_hostile_refresh_tokens_get_401(api_client, alice, claims_patch, key, algorithm):
+    claims = jwt.decode(str(RefreshToken.for_user(alice)), options={"verify_signature": False})
+    token = jwt.encode({**claims, **claims_patch}, key, algorithm=algorithm)
 
     response = api_client.post(REFRESH, {"refresh": token}, format="json")
 

@@ -104,17 +104,26 @@ def test_member_update_changes_a_role(project, bob):
     assert list(project_editable_qs_for(user=bob)) == []
 
 
-@pytest.mark.parametrize("action", ["demote", "remove"])
-def test_the_creators_owner_membership_cannot_be_demoted_or_removed(project, alice, action):
-    member = project.memberships.get(user=alice)
-
+def test_the_creators_owner_membership_cannot_be_demoted(project, alice):
     with pytest.raises(ValidationError):
-        if action == "demote":
-            services.member_update(member=member, role=ProjectMember.Role.VIEWER)
-        else:
-            services.member_remove(member=member)
+        services.member_update(member=project.memberships.get(user=alice), role=ProjectMember.Role.VIEWER)
 
     assert project.memberships.get(user=alice).role == ProjectMember.Role.OWNER
+
+
+def test_the_creators_owner_membership_cannot_be_removed(project, alice):
+    with pytest.raises(ValidationError):
+        services.member_remove(member=project.memberships.get(user=alice))
+
+    assert project.memberships.filter(user=alice, role=ProjectMember.Role.OWNER).exists()
+
+
+def test_a_second_owner_can_be_demoted(project, bob):
+    services.member_update(member=project.memberships.get(user=bob), role=ProjectMember.Role.OWNER)
+
+    services.member_update(member=project.memberships.get(user=bob), role=ProjectMember.Role.VIEWER)
+
+    assert project.memberships.get(user=bob).role == ProjectMember.Role.VIEWER
 
 
 def test_member_remove_revokes_access(project, bob):
