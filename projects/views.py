@@ -85,7 +85,10 @@ def project_update(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     project = get_object_or_403(
         project_editable_qs_for(user=request.user), visible=project_qs_for(user=request.user), pk=pk
     )
-    form = ProjectForm(request.POST or None, initial={"name": project.name, "description": project.description})
+    form = ProjectForm(
+        request.POST if request.method == "POST" else None,
+        initial={"name": project.name, "description": project.description},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.project_update(project=project, data=form.cleaned_data)
