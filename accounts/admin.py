@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.forms import UserAdminChangeForm, UserAdminCreationForm
+from accounts.forms import AdminLoginForm, UserAdminChangeForm, UserAdminCreationForm
 from accounts.models import User
+
+# The admin's login is a third way to guess passwords: it shares the login throttle.
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(User)

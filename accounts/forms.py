@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AdminUserCreationForm, AuthenticationForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.core.exceptions import ValidationError
@@ -15,15 +16,11 @@ def _email_taken(email: str, *, exclude_pk: int | None = None) -> bool:
     return User.objects.filter(email__iexact=email).exclude(pk=exclude_pk).exists()
 
 
-class LoginForm(AuthenticationForm):
-    """Django's login form, labelled for email and counted against the login throttle."""
-
-    username = forms.EmailField(
-        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
-    )
+class ThrottledLoginMixin:
+    """Counts each submitted login against the per IP+email throttle before the password is checked."""
 
     def clean(self):
-        # Throttle before checking the password, so refused attempts learn nothing about it.
+        # Throttle first, so refused attempts learn nothing about the password.
         allowed, wait = login_attempt_allowed(self.request)
         if not allowed:
             raise ValidationError(
@@ -32,6 +29,18 @@ class LoginForm(AuthenticationForm):
                 params={"wait": wait},
             )
         return super().clean()
+
+
+class LoginForm(ThrottledLoginMixin, AuthenticationForm):
+    """Django's login form, labelled for email and throttled."""
+
+    username = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+
+
+class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    """The Django admin's login form, throttled like the other login doors."""
 
 
 class SignupForm(forms.Form):

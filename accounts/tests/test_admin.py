@@ -73,3 +73,13 @@ def test_the_admin_is_closed_to_plain_users(client, alice):
     response = client.get(reverse("admin:accounts_user_changelist"))
 
     assert response.status_code == 302
+
+
+def test_the_admin_login_shares_the_login_throttle(client, admin_user, settings):
+    settings.LOGIN_THROTTLE = "1/min"
+    client.post(reverse("admin:login"), {"username": "admin@example.com", "password": "wrong"})
+
+    response = client.post(reverse("admin:login"), {"username": "admin@example.com", "password": "pw-for-tests-1"})
+
+    assert b"Too many login attempts" in response.content
+    assert "_auth_user_id" not in client.session
