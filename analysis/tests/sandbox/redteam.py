@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 
 from analysis.sandbox import Result, Sandbox
 
 MARK = "ESCAPED"
+# Written into the canary file outside the workspace, and into the host's environment before any
+# fork server starts: it must never show up in a result.
+TOKEN = "canary-" + secrets.token_hex(8)
+os.environ["SANDBOX_TEST_HOST_SECRET"] = TOKEN
 
 
 def leaked(result: Result, secret: str) -> bool:

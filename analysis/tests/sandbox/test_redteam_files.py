@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sysconfig
-import tempfile
 
 import pytest
 
-from analysis.tests.sandbox.redteam import assert_still_serves, leaked
-
-TOKEN = "canary-" + secrets.token_hex(8)
-os.environ["SANDBOX_TEST_HOST_SECRET"] = TOKEN  # set before the module's fork server starts
-
-
-@pytest.fixture(scope="module")
-def outside():
-    """A world-writable directory outside every workspace: only the sandbox, not file modes, keeps kernels out."""
-    path = tempfile.mkdtemp(prefix="sandbox-outside-")
-    os.chmod(path, 0o777)
-    with open(os.path.join(path, "secret.txt"), "w") as f:
-        f.write(f"name,value\n{TOKEN},1\n")
-    os.chmod(os.path.join(path, "secret.txt"), 0o644)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
+from analysis.tests.sandbox.redteam import TOKEN, assert_still_serves, leaked
 
 READS = {
     "open_absolute": "open(SECRET).read()",
