@@ -225,3 +225,15 @@ def test_dataset_endpoints_wrong_method_is_405(api_as, project, alice, dataset, 
     url = reverse(url_name, args=[project.pk if url_name == "api-v1:project-dataset-list" else dataset.pk])
 
     assert getattr(api_as(alice), method)(url).status_code == 405
+
+
+@pytest.mark.parametrize("n_projects", [1, 25])
+def test_project_list_api_queries_do_not_grow_with_projects(api_as, alice, n_projects, django_assert_num_queries):
+    ProjectFactory.create_batch(n_projects, owner=alice)
+    client = api_as(alice)
+
+    # user (bearer token) + count + page
+    with django_assert_num_queries(3):
+        response = client.get(PROJECTS)
+
+    assert response.json()["count"] == n_projects

@@ -4,7 +4,7 @@ from django.urls import reverse
 from analysis.models import AnalysisSession
 from projects.models import Dataset, Project, ProjectMember
 from projects.tests.conftest import upload
-from projects.tests.factories import ProjectFactory
+from projects.tests.factories import DatasetFactory, ProjectFactory, ProjectMemberFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -275,3 +275,18 @@ def test_htmx_dataset_delete_swaps_the_list(client, project, bob, dataset, djang
 
 def test_dataset_delete_wrong_method_is_405(as_alice, dataset):
     assert as_alice.get(reverse("projects:dataset-delete", args=[dataset.pk])).status_code == 405
+
+
+@pytest.mark.parametrize("n_datasets", [1, 30])
+def test_project_page_queries_do_not_grow_with_datasets_or_members(
+    client, project, alice, n_datasets, django_assert_num_queries
+):
+    DatasetFactory.create_batch(n_datasets, project=project)
+    ProjectMemberFactory.create_batch(n_datasets, project=project, role=ProjectMember.Role.VIEWER)
+    client.force_login(alice)
+
+    # session + user + project (with my_role) + datasets + members
+    with django_assert_num_queries(5):
+        response = client.get(project.get_absolute_url())
+
+    assert response.content.count(b'class="dataset-profile"') == n_datasets
