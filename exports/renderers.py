@@ -305,7 +305,8 @@ def render_pdf(context: ExportContext) -> Rendered:
     from weasyprint.urls import URLFetcher
 
     # weasyprint logs every refused URL as a warning; those are expected here.
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    for name in ("weasyprint", "weasyprint.progress"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     html = pdf_html(context)
     # Only inline data: URIs: a hostile <img src="http://..."> can never make the server fetch anything.
     fetcher = URLFetcher(allowed_protocols={"data"}, timeout=1)
