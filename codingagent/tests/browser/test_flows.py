@@ -12,10 +12,11 @@ from codingagent.tests.support import REPO_ROOT
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 # Selectors come from the URL contracts (form actions) and the shared partials, not from styling.
-STEPS = "#session-steps"
-STEP = "#session-steps [id^='step-']"
-ANSWER = "#session-steps [data-step-kind='answer'], #session-steps .step-answer"
-CHART = "#session-steps figure.artifact .js-plotly-plot, #session-steps figure.artifact img.artifact-image"
+STEPS = "#session-runs"
+STEP = "#session-runs [id^='step-']"
+ANSWER = "#session-runs .step-answer"
+CHART = "#session-runs figure.artifact .js-plotly-plot, #session-runs figure.artifact img.artifact-image"
+SUCCEEDED = "#session-runs .run-meta[data-status='succeeded']"
 SCREENSHOT = REPO_ROOT / "docs" / "screenshots" / "session.png"
 
 
@@ -63,18 +64,19 @@ def test_the_offline_analyst_streams_steps_and_a_chart_that_survive_a_reload(pag
     page.wait_for_selector(STEP)
     page.wait_for_selector(ANSWER, timeout=60_000)
     page.wait_for_selector(CHART, timeout=20_000)
+    page.wait_for_selector(SUCCEEDED)
 
     steps_live = page.locator(STEP).count()
     assert page.evaluate("window.__noReload") is True
     assert steps_live >= 3
-    assert "North" in page.locator(STEPS).inner_text()
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=False)
+    assert "North" in page.locator(STEPS).text_content()
 
     page.reload()
-    page.wait_for_selector(ANSWER)
+    page.wait_for_selector(CHART)
     assert page.locator(STEP).count() == steps_live
-    assert page.locator(CHART).count() >= 1
+    assert page.locator(ANSWER).count() == 1
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
 
 
 def test_dark_mode_stays_on_after_a_reload(page, live_app):
