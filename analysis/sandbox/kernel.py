@@ -155,7 +155,11 @@ class KernelProcess:
             theirs.close()
         self.sock = ours
         self.dead = False
-        hello = protocol.recv_msg(ours, max_bytes=1 << 20, deadline=time.monotonic() + hello_timeout)
+        try:
+            hello = protocol.recv_msg(ours, max_bytes=1 << 20, deadline=time.monotonic() + hello_timeout)
+        except (protocol.ProtocolError, protocol.Deadline) as exc:
+            self.kill()
+            raise SandboxError(f"kernel failed to start: {type(exc).__name__}: {exc}") from None
         if not isinstance(hello, dict) or not hello.get("hello"):
             self.kill()
             raise SandboxError(f"kernel failed to start: {hello.get('error') if isinstance(hello, dict) else hello}")
@@ -311,7 +315,10 @@ class Sandbox:
     def _died(self, kernel: KernelProcess) -> Result:
         kernel.dead = True
         kernel.wait_dead()
-        status = kernel.server.exit_status(kernel.pid) or {}
+        try:
+            status = kernel.server.exit_status(kernel.pid) or {}
+        except (SandboxError, OSError):  # the fork server itself is gone (its kernels die with it)
+            status = {}
         sig = status.get("signal")
         if sig == signal.SIGXCPU:
             cpu = self.limits.cpu_seconds or self.limits.timeout
