@@ -87,15 +87,26 @@ def _confined(func, params=PATH_PARAMS, check=None):
             return func(*args, **kwargs)  # let the library report the bad call
         if check is not None:
             check(bound.arguments)
-        if names:
-            for name in names:
-                if name in bound.arguments:
-                    bound.arguments[name] = confine(bound.arguments[name])
-            return func(*bound.args, **bound.kwargs)
-        return func(*args, **kwargs)
+            _skip_own_frame(sig, bound)
+        for name in names:
+            if name in bound.arguments:
+                bound.arguments[name] = confine(bound.arguments[name])
+        return func(*bound.args, **bound.kwargs)
 
     wrapper.__sandboxed__ = True
     return wrapper
+
+
+def _skip_own_frame(sig, bound) -> None:
+    """pandas eval/query find `@local` variables `level` frames up: count the wrapper's frame."""
+    params = sig.parameters
+    if "level" in params:
+        bound.arguments["level"] = bound.arguments.get("level", 0) + 1
+        return
+    varkw = next((p.name for p in params.values() if p.kind is p.VAR_KEYWORD), None)
+    if varkw is not None and "expr" in params:
+        extra = bound.arguments.setdefault(varkw, {})
+        extra["level"] = extra.get("level", 0) + 1
 
 
 def _refused(func, message: str):

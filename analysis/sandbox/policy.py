@@ -240,6 +240,11 @@ def compile_restricted(source: str, filename: str = "<cell>", split_last: bool =
 
 
 def _safe_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if type(fromlist) is list:
+        # PyImport_Import (C code such as numpy's lazy imports, run while a cell's frame is on
+        # top) passes a list; import statements pass None or a tuple, and user code cannot
+        # name __import__. The module goes to the C caller, never to the user.
+        return __import__(name, globals, locals, fromlist, level)
     if level:
         refuse("Relative imports are not allowed in the sandbox.")
     if not module_allowed(name):

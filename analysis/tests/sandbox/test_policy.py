@@ -490,3 +490,29 @@ def test_less_common_file_entry_points_are_confined_too(workspace, source):
 
     with pytest.raises(PolicyError, match="outside the workspace|Loading pickles"):
         restricted_exec(source, {})
+
+
+def test_pandas_query_still_sees_local_variables(workspace):
+    ns = run("""
+        import pandas as pd
+        df = pd.DataFrame({"c": ["a", "b", "c"], "v": [1, 2, 3]})
+        keep = ["a", "c"]
+        def pick(frame, wanted):
+            return frame.query("c in @wanted")
+        top = df.query("c == @keep")["v"].sum()
+        inner = pick(df, ["b"])["v"].sum()
+        doubled = df.eval("v * 2").sum()
+    """)
+
+    assert (ns["top"], ns["inner"], ns["doubled"]) == (4, 2, 12)
+
+
+def test_c_level_imports_during_a_cell_are_not_refused(workspace):
+    ns = run("""
+        import numpy as np
+        import scipy.spatial
+        tree = scipy.spatial.cKDTree(np.array([[0.0, 0.0], [1.0, 1.0]]))
+        _, idx = tree.query(np.array([[0.9, 0.9]]))
+    """)
+
+    assert ns["idx"].tolist() == [1]
