@@ -183,3 +183,42 @@ def test_require_isolation_runs_when_every_layer_is_active(forkserver, workspace
 
     with Sandbox(workspace, server=forkserver, require_isolation=True) as sb:
         assert sb.run("1 + 1").ok
+
+
+def test_host_refuses_an_oversized_message_before_reading_it():
+    import socket
+    import struct
+
+    from analysis.sandbox import protocol
+
+    host, worker = socket.socketpair()
+    worker.sendall(struct.pack("!I", 2**31) + b"{}")
+
+    with pytest.raises(protocol.ProtocolError, match="exceeds"):
+        protocol.recv_msg(host, max_bytes=1024)
+
+
+def test_host_parses_worker_messages_as_json_only():
+    import socket
+    import struct
+
+    from analysis.sandbox import protocol
+
+    host, worker = socket.socketpair()
+    payload = b"cos\nsystem\n(S'id'\ntR."  # a pickle
+    worker.sendall(struct.pack("!I", len(payload)) + payload)
+
+    with pytest.raises(protocol.ProtocolError, match="malformed"):
+        protocol.recv_msg(host, max_bytes=1024)
+
+
+def test_worker_results_keep_only_well_typed_fields():
+    from analysis.sandbox import Result
+
+    result = Result.from_worker({"ok": True, "stdout": 5, "error": None, "artifacts": [], "state_lost": "x", "evil": 1})
+
+    assert result.stdout == "5"
+    assert result.state_lost is False
+    assert not hasattr(result, "evil")
+    with pytest.raises(ValueError):
+        Result.from_worker({"ok": True, "artifacts": "not a list"})
