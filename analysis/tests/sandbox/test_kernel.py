@@ -222,3 +222,23 @@ def test_worker_results_keep_only_well_typed_fields():
     assert not hasattr(result, "evil")
     with pytest.raises(ValueError):
         Result.from_worker({"ok": True, "artifacts": "not a list"})
+
+
+def test_cpu_time_limit_kills_the_kernel(forkserver, workspace):
+    with Sandbox(workspace, Limits(timeout=20, cpu_seconds=1), server=forkserver) as sb:
+        killed = sb.run("while True:\n    pass")
+        after = sb.run("1 + 1")
+
+    assert killed.killed_reason == "cpu"
+    assert "CPU time limit" in killed.error["message"]
+    assert after.ok and after.state_lost
+
+
+def test_kernel_temp_dir_lives_in_the_workspace_and_goes_away_with_the_kernel(forkserver, workspace):
+    with Sandbox(workspace, server=forkserver) as sb:
+        result = sb.run("open('.sandbox-tmp/scratch.txt', 'w').write('x')")
+        assert result.ok, result.error
+        assert result.artifacts == []  # the private temp dir is not reported as output
+        assert os.path.exists(os.path.join(workspace, ".sandbox-tmp", "scratch.txt"))
+
+    assert not os.path.exists(os.path.join(workspace, ".sandbox-tmp"))
