@@ -242,3 +242,17 @@ def test_kernel_temp_dir_lives_in_the_workspace_and_goes_away_with_the_kernel(fo
         assert os.path.exists(os.path.join(workspace, ".sandbox-tmp", "scratch.txt"))
 
     assert not os.path.exists(os.path.join(workspace, ".sandbox-tmp"))
+
+
+def test_library_wrappers_are_bound_to_this_kernels_workspace(forkserver, workspace):
+    with open(os.path.join(workspace, "sales.csv"), "w") as f:
+        f.write("a\n1\n")
+    inside = f"import pandas as pd\npd.read_csv({os.path.join(workspace, 'sales.csv')!r}).shape"
+    template_home = f"import pandas as pd\npd.DataFrame().to_csv({os.path.join(forkserver.home, 'x.csv')!r})"
+
+    with Sandbox(workspace, server=forkserver) as sb:
+        ok = sb.run(inside)
+        refused = sb.run(template_home)
+
+    assert ok.display == "(1, 1)"
+    assert refused.error["type"] == "PolicyError"
