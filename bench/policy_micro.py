@@ -13,6 +13,7 @@ CASES = {
     "loop": "s = 0\nfor i in range(1_000_000):\n    s += i % 7\n",
     "get-comprehension": "t = sum(d.get('a', 0) for d in rows)\n",
     "attributes": "t = 0\nfor p in points:\n    t += p.real * p.imag\n",
+    "guarded-attributes": "t = 0\nfor p in points:\n    t += p.conjugate().real\n",
     "pandas": "g = df.groupby('k')['v'].agg(['mean', 'sum'])\nz = (df['v'] * 2).cumsum().iloc[-1]\n",
 }
 
