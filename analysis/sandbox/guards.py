@@ -167,7 +167,13 @@ def guarded_getattr(obj, name):
             return getattr(obj, name)
         if not module_allowed(obj.__name__):
             refuse(f"Access to '{name}' of module '{obj.__name__}' is not allowed in the sandbox.")
-    return check_value(getattr(obj, name), name)
+    v = getattr(obj, name)
+    k = _kind.get(type(v))  # inlined fast path of check_value: one dict lookup for data and methods
+    if k == _OK:
+        return v
+    if k == _BUILTIN and type(obj) is not ModuleType and v.__self__ is obj:
+        return v  # a C method bound to the very object we read it from
+    return check_value(v, name)
 
 
 TRUSTED_MODULES: set = set()  # ids of the hand-made stdlib proxies (libraries.PROXIES)
