@@ -44,7 +44,7 @@ def test_timeout_kills_the_kernel_and_the_next_run_reports_lost_state(forkserver
     assert killed.error["message"] == (
         "Execution exceeded the 1 s time limit; the kernel was restarted and variables were lost"
     )
-    assert 1 <= killed.duration < 2
+    assert 1 <= killed.duration < 4
     assert after.state_lost
     assert "time limit" in after.state_lost_reason
     assert after.error["type"] == "NameError"
@@ -146,7 +146,7 @@ def test_cancel_from_another_thread_kills_the_execution(sandbox):
 
     assert result.killed_reason == "cancelled"
     assert "cancelled" in result.error["message"]
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5
     assert after.ok and after.state_lost
 
 
