@@ -28,7 +28,8 @@ from exports.tables import cell_format, column_decimals
 from projects.models import Project
 
 Rendered = tuple[str, str, bytes]
-MAX_TABLE_ROWS = 200  # per table in Markdown/PDF/notebook; the JSON export keeps every stored row
+MAX_TABLE_ROWS = 200  # per table in Markdown/notebook; the JSON export keeps every stored row
+PDF_TABLE_ROWS = 20  # a report shows the head of each table; layout time grows with every cell
 
 
 def export_render(*, target: AnalysisSession | Project, fmt: str) -> Rendered:
@@ -245,7 +246,7 @@ def _pdf_artifact(doc: dict[str, Any], context: ExportContext) -> dict[str, Any]
         png = _png_of(context, doc["id"])
         view["image"] = _data_uri(png) if png else ""
     elif doc["kind"] == Artifact.Kind.TABLE and content.get("type") == "table":
-        columns, cells, left_out = table_cells(content, limit=60)
+        columns, cells, left_out = table_cells(content, limit=PDF_TABLE_ROWS)
         view.update(columns=columns, rows=cells, left_out=left_out, shape=content.get("shape") or [])
     else:
         view["name"] = str((doc.get("meta") or {}).get("name") or doc["title"])
