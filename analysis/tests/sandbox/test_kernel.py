@@ -256,3 +256,19 @@ def test_library_wrappers_are_bound_to_this_kernels_workspace(forkserver, worksp
 
     assert ok.display == "(1, 1)"
     assert refused.error["type"] == "PolicyError"
+
+
+def test_library_threads_and_n_jobs_work_although_processes_are_blocked(sandbox):
+    code = (
+        "from sklearn.datasets import make_classification\n"
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "from sklearn.model_selection import cross_val_score\n"
+        "X, y = make_classification(n_samples=80, random_state=0)\n"
+        "model = RandomForestClassifier(n_estimators=8, n_jobs=-1, random_state=0)\n"
+        "len(cross_val_score(model, X, y, cv=2, n_jobs=-1))"
+    )
+
+    result = sandbox.run(code)
+
+    assert result.ok, result.error
+    assert result.display == "2"
