@@ -26,9 +26,15 @@ run: install
 worker: install
 	DEBUG=$${DEBUG:-1} $(PY) manage.py run_worker
 
-## The whole suite: lint, migrations in sync, then pytest.
-test: install lint migrations-check
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+## The whole suite: lint, migrations in sync, then pytest. All three always run (so one lint error does not
+## hide the test results); the target fails if any of them failed, and says which.
+test: install
+	@failed=""; \
+	$(MAKE) --no-print-directory lint || failed="$$failed lint"; \
+	$(MAKE) --no-print-directory migrations-check || failed="$$failed migrations-check"; \
+	$(PY) -m pytest -q $(PYTEST_ARGS) || failed="$$failed pytest"; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	echo "make test: lint, migrations-check and pytest passed"
 
 lint: install
 	$(VENV)/bin/ruff check .
