@@ -1,9 +1,22 @@
 """Export renderers: Markdown (zip), JSON, PDF and Jupyter notebook of a session or a project.
 
-Each ``render_*`` returns ``(filename, content_type, bytes)``. weasyprint is imported only here.
-Everything the model, the user or a dataset wrote is untrusted: HTML is escaped by the template
-engine or sanitized by ``render_markdown``; Markdown sources get ``sanitize_markdown_source``;
-notebook HTML outputs are built from escaped cells; the PDF engine fetches nothing but data: URIs.
+Each ``render_*`` returns ``(filename, content_type, bytes)``; filenames are ``<slugified title>-<YYYY-MM-DD>``.
+weasyprint is imported only here.
+
+Format decisions:
+- Markdown is a **zip** (``<name>/<name>.md`` + ``<name>/images/artifact-<id>.png``, relative links), not
+  data URIs: 50 charts inline would make a multi-megabyte .md that editors and diff tools choke on.
+- JSON follows ``exports/schema/export-v1.json`` (``"schema_version": 1``) and carries every artifact's content.
+- PDF: title page with counts and a table of contents (page numbers via ``target-counter``), per-question
+  sections, highlighted code, table heads (first ``PDF_TABLE_ROWS`` rows), charts as PNG (plotly drawn
+  offline through matplotlib, see ``exports.charts``), page numbers via ``@page`` counters.
+- Notebook: dataset loading cell first, failed code kept as Markdown with its error (so it runs top to bottom).
+- Built synchronously in the request: a 50-question session is a few MB and the PDF has to be built whole
+  anyway; plotly PNGs are drawn once and stored (renditions), so only the first export pays for them.
+
+Everything the model, the user or a dataset wrote is untrusted: HTML is escaped by the template engine or
+sanitized by ``render_markdown``; Markdown sources get ``sanitize_markdown_source``; notebook HTML outputs
+are built from escaped cells; the PDF engine fetches nothing but data: URIs.
 """
 
 from __future__ import annotations
@@ -11,6 +24,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 import zipfile
 from collections.abc import Callable
@@ -110,8 +124,22 @@ def _artifact_docs(context: ExportContext) -> dict[int, dict[str, Any]]:
 # --- JSON -------------------------------------------------------------------------------------------------
 
 
+def _finite(value: Any) -> Any:
+    """NaN/Infinity are not JSON: a stray one (e.g. inside a figure) becomes null instead of failing the export."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def render_json(context: ExportContext) -> Rendered:
-    body = json.dumps(context.document, ensure_ascii=False, default=str, allow_nan=False, indent=1)
+    try:
+        body = json.dumps(context.document, ensure_ascii=False, default=str, allow_nan=False, indent=1)
+    except ValueError:
+        body = json.dumps(_finite(context.document), ensure_ascii=False, default=str, allow_nan=False, indent=1)
     return f"{context.filename_base}.json", "application/json", body.encode()
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import plotly
 from django.core.files.base import ContentFile
 from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
 from analysis.models import AnalysisSession, Artifact
@@ -44,8 +45,6 @@ def attachment_response(*, filename: str, content_type: str, body: Any, inline: 
 
 
 def _content_disposition(filename: str, *, inline: bool) -> str:
-    from django.utils.http import content_disposition_header
-
     return content_disposition_header(not inline, filename) or "attachment"
 
 

@@ -368,3 +368,16 @@ def test_export_api_needs_authentication(rich_session):
     response = APIClient().get(reverse("api-v1:session-export", args=[rich_session.pk]), {"format": "json"})
 
     assert response.status_code == 401
+
+
+def test_json_export_turns_stray_nan_into_null(project):
+    session = AnalysisSessionFactory(project=project)
+    run = RunFactory(session=session)
+    step = StepFactory(run=run, ordinal=1, kind="artifact")
+    body = b'{"data": [{"type": "scatter", "x": [1, 2], "y": [NaN, 3]}], "layout": {}}'
+    artifact_make(project=project, session=session, run=run, step=step, kind="plotly", body=body, title="gappy")
+
+    _, _, exported = export_render(target=session, fmt="json")
+
+    figure = json.loads(exported)["sessions"][0]["runs"][0]["artifacts"][0]["content"]["figure"]
+    assert figure["data"][0]["y"] == [None, 3]
