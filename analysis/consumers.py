@@ -14,7 +14,6 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db.models import Q
-from django.template.loader import render_to_string
 
 from analysis import push, selectors
 from analysis.models import AnalysisSession, Run, Step
@@ -30,7 +29,7 @@ def _render_run(*, run: Run, with_shell: bool, can_edit: bool, session: Analysis
             can_edit=can_edit,
             usage=selectors.usage_totals_for_session(session=session),
         )
-    html = render_to_string("analysis/_push_run.html", context)
+    html = push.render_fragment("analysis/_push_run.html", context)
     return html if (can_edit or session is None) else html.replace('id="composer"', 'id="composer-readonly"')
 
 
@@ -68,21 +67,32 @@ class SessionConsumer(AsyncWebsocketConsumer):
     # --- channel layer handlers (method name = event type) ---
 
     async def step_push(self, event: dict) -> None:
-        step_pk, run_pk, ordinal = event["step_pk"], event["run_pk"], event["ordinal"]
-        if step_pk <= self.cursor:
-            return  # already sent (snapshot or repair)
-        if self.ordinals.get(run_pk, 0) + 1 == ordinal and (run_pk in self.ordinals or ordinal == 1):
-            prefix = "" if run_pk in self.ordinals else await self._run_shell(run_pk)
-            await self.send(text_data=prefix + event["html"])
-            self.cursor, self.ordinals[run_pk] = step_pk, ordinal
-            return
-        await self._send_repair(snapshot=False)
+        html = await self._step_html(event)
+        if html:
+            await self.send(text_data=html)
+
+    async def steps_batch(self, event: dict) -> None:
+        """Embedded mode: the tailer's one message per tick (steps in order, then changed runs)."""
+        parts = [await self._step_html(step_event) for step_event in event["steps"]]
+        parts += [await self._run_state(run_pk) for run_pk in event["runs"]]
+        html = "".join(parts)
+        if html:
+            await self.send(text_data=html)
 
     async def run_update(self, event: dict) -> None:
-        await self._send_repair(snapshot=False)
         html = await self._run_state(event["run_pk"])
         if html:
             await self.send(text_data=html)
+
+    async def _step_html(self, event: dict) -> str:
+        step_pk, run_pk, ordinal = event["step_pk"], event["run_pk"], event["ordinal"]
+        if step_pk <= self.cursor:
+            return ""  # already sent (snapshot or repair)
+        if self.ordinals.get(run_pk, 0) + 1 == ordinal and (run_pk in self.ordinals or ordinal == 1):
+            prefix = "" if run_pk in self.ordinals else await self._run_shell(run_pk)
+            self.cursor, self.ordinals[run_pk] = step_pk, ordinal
+            return prefix + event["html"]
+        return await self._repair_html(snapshot=False)  # a gap: the database has what was missed
 
     # --- database access ---
 
@@ -104,15 +114,24 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _run_state(self, run_pk: int) -> str:
+        """A run's status, composer and usage; preceded by any steps not sent yet.
+
+        The run is read before the steps: once it reads as finished, all of its steps are committed, so the
+        client never sees a final status ahead of steps it will not get.
+        """
         run = Run.objects.filter(pk=run_pk, session_id=self.session_id).first()
         if run is None:
             return ""
+        missed = self._repair_sync(snapshot=False)
         with_shell = run_pk not in self.ordinals
         self.ordinals.setdefault(run_pk, 0)
-        return _render_run(run=run, with_shell=with_shell, can_edit=self.can_edit, session=self.session)
+        return missed + _render_run(run=run, with_shell=with_shell, can_edit=self.can_edit, session=self.session)
 
     @database_sync_to_async
     def _repair_html(self, *, snapshot: bool) -> str:
+        return self._repair_sync(snapshot=snapshot)
+
+    def _repair_sync(self, *, snapshot: bool) -> str:
         """Everything after the cursor: new runs' shells, their steps in order, and (snapshot) run states."""
         steps = list(selectors.steps_for_session_id(session_id=self.session_id, after_pk=self.cursor))
         if not steps and not snapshot:

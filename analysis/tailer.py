@@ -10,6 +10,7 @@ run is active, ~250 ms when idle).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 
@@ -17,12 +18,12 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db.models import Max
 
-from analysis import push
+from analysis import push, wakeup
 from analysis.models import Run, Step
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_TICK = 0.02
+ACTIVE_TICK = 0.05  # polling is the fallback; a worker's wake-up datagram triggers a tick at once
 IDLE_TICK = 0.25
 BATCH = 200
 
@@ -46,32 +47,50 @@ class DbTailer:
 
     async def _loop(self) -> None:
         layer = get_channel_layer()
-        while self.sessions:
-            try:
-                events = await database_sync_to_async(self._tick)(set(self.sessions))
-                for session_id, event in events:
-                    await layer.group_send(push.session_group(session_id), event)
-            except Exception:
-                logger.exception("Step tailer tick failed")
-                await asyncio.sleep(1)
-            await asyncio.sleep(ACTIVE_TICK if self.runs else IDLE_TICK)
-        self.task = None
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        listener = wakeup.wake_listener()
+        if listener is not None:
+            loop.add_reader(listener.fileno(), self._drain, listener, woken)
+        try:
+            while self.sessions:
+                woken.clear()
+                try:
+                    events = await database_sync_to_async(self._tick)(set(self.sessions))
+                    for session_id, event in events:
+                        await layer.group_send(push.session_group(session_id), event)
+                except Exception:
+                    logger.exception("Step tailer tick failed")
+                    await asyncio.sleep(1)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), ACTIVE_TICK if self.runs else IDLE_TICK)
+        finally:
+            if listener is not None:
+                loop.remove_reader(listener.fileno())
+                listener.close()
+            self.task = None
+
+    @staticmethod
+    def _drain(listener, woken: asyncio.Event) -> None:
+        with contextlib.suppress(OSError):
+            while listener.recv(64):
+                pass
+        woken.set()
 
     def _tick(self, sessions: set[int]) -> list[tuple[int, dict]]:
-        events: list[tuple[int, dict]] = []
+        """One batch event per session with new steps and/or run changes (steps first, in pk order).
+
+        Batching keeps each consumer's channel queue short under load (the in-memory layer drops messages
+        past its capacity), and one message per tick per session is all a browser needs.
+        """
+        batches: dict[int, dict] = {}
+
+        def batch(session_id: int) -> dict:
+            return batches.setdefault(session_id, {"type": "steps.batch", "steps": [], "runs": []})
+
         if self.last_step_pk is None:
             self.last_step_pk = Step.objects.aggregate(m=Max("pk"))["m"] or 0
-        newest = Step.objects.aggregate(m=Max("pk"))["m"] or 0
-        if newest > self.last_step_pk:
-            steps = (
-                Step.objects.filter(pk__gt=self.last_step_pk, pk__lte=newest, run__session_id__in=sessions)
-                .select_related("run")
-                .prefetch_related("artifacts")
-                .order_by("pk")[:BATCH]
-            )
-            steps = list(steps)
-            self.last_step_pk = steps[-1].pk if len(steps) == BATCH else newest
-            events += [(s.run.session_id, push.step_event(step=s)) for s in steps]
+        # Runs first: a run seen finished here has all its steps committed, so the step read below gets them.
         current = {
             pk: (status, session_id)
             for pk, status, session_id in Run.objects.filter(status__in=Run.ACTIVE_STATUSES).values_list(
@@ -79,15 +98,26 @@ class DbTailer:
             )
         }
         ended = set(self.runs) - set(current)
-        for pk, status, session_id in Run.objects.filter(pk__in=ended).values_list("pk", "status", "session_id"):
-            current_state = (status, session_id)
-            if session_id in sessions and current_state != self.runs.get(pk):
-                events.append((session_id, {"type": "run.update", "run_pk": pk}))
-        for pk, state in current.items():
-            if self.runs.get(pk) != state and state[1] in sessions:
-                events.append((state[1], {"type": "run.update", "run_pk": pk}))
+        changed = [
+            (pk, session_id)
+            for pk, _status, session_id in Run.objects.filter(pk__in=ended).values_list("pk", "status", "session_id")
+        ] + [(pk, state[1]) for pk, state in current.items() if self.runs.get(pk) != state]
         self.runs = current
-        return events
+        newest = Step.objects.aggregate(m=Max("pk"))["m"] or 0
+        if newest > self.last_step_pk:
+            steps = list(
+                Step.objects.filter(pk__gt=self.last_step_pk, pk__lte=newest, run__session_id__in=sessions)
+                .select_related("run")
+                .prefetch_related("artifacts")
+                .order_by("pk")[:BATCH]
+            )
+            self.last_step_pk = steps[-1].pk if len(steps) == BATCH else newest
+            for step in steps:
+                batch(step.run.session_id)["steps"].append(push.step_event(step=step))
+        for pk, session_id in changed:
+            if session_id in sessions:
+                batch(session_id)["runs"].append(pk)
+        return list(batches.items())
 
 
 tailer = DbTailer()

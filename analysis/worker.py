@@ -22,7 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from analysis import locks, services
+from analysis import locks, push, services
 from analysis.agent.runner import AgentOutcome, Executor, RunController, agent_execute
 from analysis.models import Run
 from projects.models import Dataset
@@ -100,7 +100,7 @@ class _CancelListener(threading.Thread):
         try:
             pubsub.subscribe(locks.CANCEL_CHANNEL)
             while not self.done.is_set():
-                message = pubsub.get_message(timeout=0.5)
+                message = pubsub.get_message(timeout=0.1)
                 if message and message.get("data") in (str(self.run_id).encode(), str(self.run_id)):
                     self.controller.stop("cancelled")
         except Exception:
@@ -126,6 +126,8 @@ class Worker:
         self._last_reap = 0.0
         self.stopping = False
         self.last_outcome: AgentOutcome | None = None
+        if push.publisher is None:
+            push.publisher = push.BackgroundPublisher()
 
     def executor_for(self, *, session_id: int, workspace: str) -> Executor:
         """A warm kernel per session (variables persist between questions), a few kept per worker."""
@@ -141,6 +143,8 @@ class Worker:
         return executor
 
     def close(self) -> None:
+        if push.publisher is not None:
+            push.publisher.flush()
         for executor in self._executors.values():
             if hasattr(executor, "close"):
                 executor.close()

@@ -102,6 +102,7 @@ class AgentOutcome:
     cost: Decimal = Decimal("0")
     tool_calls: int = 0
     timings: list[dict] = field(default_factory=list)
+    wall_seconds: float = 0.0
 
 
 # --- prompt ----------------------------------------------------------------------------------------
@@ -240,6 +241,7 @@ def model_error_message(exc: BaseException, attempts: int) -> str:
 async def _agent_execute_async(
     *, run: Run, executor: Executor, controller: RunController, model: Model | None, workspace: str | None
 ) -> AgentOutcome:
+    started = time.perf_counter()
     controller._loop = asyncio.get_running_loop()
     controller._task = asyncio.current_task()
     controller.executor = executor
@@ -298,6 +300,7 @@ async def _agent_execute_async(
         outcome.error = model_error_message(exc, retrying.retries_done + 1)
     outcome.tokens_in, outcome.tokens_out, outcome.cost = _usage_and_cost(agent_run)
     outcome.tool_calls, outcome.timings = min(deps.tool_calls, deps.max_tool_calls), deps.timings
+    outcome.wall_seconds = time.perf_counter() - started
     return outcome
 
 

@@ -21,8 +21,9 @@ def tool_reply(code: str, thought: str | None = None) -> dict:
 
 
 class LoopbackLLM:
-    def __init__(self, replies: list[dict] | None = None, *, hang: bool = False, usage=(120, 30)):
+    def __init__(self, replies: list[dict] | None = None, *, hang: bool = False, usage=(120, 30), responder=None):
         self.replies = list(replies or [])
+        self.responder = responder  # optional: body -> reply, for conversations that depend on the request
         self.hang = hang
         self.usage = usage
         self.requests: list[dict] = []
@@ -65,7 +66,7 @@ class LoopbackLLM:
                 if llm.hang:
                     llm._release.wait(600)
                     return
-                reply = llm._next()
+                reply = llm.responder(body) if llm.responder else llm._next()
                 if body.get("stream"):
                     self._stream(body, reply)
                 else:
