@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 
@@ -153,7 +154,9 @@ def _group_send(session_id: int, event: dict) -> None:
 
 def step_push(*, step: Step) -> None:
     if not layer_is_shared():
-        wakeup.wake_send()  # embedded: the web process's tailer reads the step from the database now
+        # Embedded: hand the event to the web process's tailer directly (the DB remains the source of truth).
+        event = {**step_event(step=step), "session_id": step.run.session_id}
+        wakeup.wake_send(json.dumps(event).encode())
         return
     _group_send(step.run.session_id, step_event(step=step))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import Counter
 
@@ -34,6 +35,7 @@ class DbTailer:
         self.task: asyncio.Task | None = None
         self.last_step_pk: int | None = None
         self.runs: dict[int, tuple[str, int]] = {}  # active (or just seen) run pk → (status, session id)
+        self.seen: set[int] = set()  # step pks already forwarded from datagrams (the DB tick skips them)
 
     def subscribe(self, session_id: int) -> None:
         self.sessions[session_id] += 1
@@ -49,14 +51,16 @@ class DbTailer:
         layer = get_channel_layer()
         loop = asyncio.get_running_loop()
         woken = asyncio.Event()
+        pushed: asyncio.Queue[dict] = asyncio.Queue()
+        forwarder = loop.create_task(self._forward(layer, pushed))
         listener = wakeup.wake_listener()
         if listener is not None:
-            loop.add_reader(listener.fileno(), self._drain, listener, woken)
+            loop.add_reader(listener.fileno(), self._drain, listener, woken, pushed)
         try:
             while self.sessions:
                 woken.clear()
                 try:
-                    events = await database_sync_to_async(self._tick)(set(self.sessions))
+                    events = await database_sync_to_async(self._tick)(set(self.sessions), set(self.seen))
                     for session_id, event in events:
                         await layer.group_send(push.session_group(session_id), event)
                 except Exception:
@@ -65,19 +69,35 @@ class DbTailer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), ACTIVE_TICK if self.runs else IDLE_TICK)
         finally:
+            forwarder.cancel()
             if listener is not None:
                 loop.remove_reader(listener.fileno())
                 listener.close()
             self.task = None
 
-    @staticmethod
-    def _drain(listener, woken: asyncio.Event) -> None:
-        with contextlib.suppress(OSError):
-            while listener.recv(64):
-                pass
-        woken.set()
+    async def _forward(self, layer, pushed: asyncio.Queue) -> None:
+        """Forward step events that arrived in datagrams at once, in arrival order, without touching the DB."""
+        while True:
+            event = await pushed.get()
+            session_id = event.pop("session_id", None)
+            if session_id in self.sessions:
+                self.seen.add(event["step_pk"])
+                with contextlib.suppress(Exception):
+                    await layer.group_send(
+                        push.session_group(session_id), {"type": "steps.batch", "steps": [event], "runs": []}
+                    )
 
-    def _tick(self, sessions: set[int]) -> list[tuple[int, dict]]:
+    def _drain(self, listener, woken: asyncio.Event, pushed: asyncio.Queue) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                data = listener.recv(wakeup.MAX_PAYLOAD + 1024)
+                if data.startswith(b"{"):
+                    with contextlib.suppress(ValueError):
+                        pushed.put_nowait(json.loads(data))
+                else:
+                    woken.set()  # a run changed, or a step too large for a datagram: read the database now
+
+    def _tick(self, sessions: set[int], seen: set[int]) -> list[tuple[int, dict]]:
         """One batch event per session with new steps and/or run changes (steps first, in pk order).
 
         Batching keeps each consumer's channel queue short under load (the in-memory layer drops messages
@@ -113,7 +133,9 @@ class DbTailer:
             )
             self.last_step_pk = steps[-1].pk if len(steps) == BATCH else newest
             for step in steps:
-                batch(step.run.session_id)["steps"].append(push.step_event(step=step))
+                if step.pk not in seen:  # forwarded from a datagram already
+                    batch(step.run.session_id)["steps"].append(push.step_event(step=step))
+            self.seen -= {pk for pk in seen if pk <= self.last_step_pk}
         for pk, session_id in changed:
             if session_id in sessions:
                 batch(session_id)["runs"].append(pk)

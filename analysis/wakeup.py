@@ -3,8 +3,10 @@
 Without Redis the worker cannot publish to the web process's in-memory channel layer. The database stays
 the source of truth (the tailer reads every step from it); this only removes the polling delay: after each
 commit the worker sends one byte to a Linux abstract unix socket named after DATA_DIR, and the tailer ticks
-immediately instead of at its next poll. Best effort in both directions: no listener, a full buffer or a
-non-Linux system simply leave the tailer to its polling.
+immediately instead of at its next poll. A step's event (small enough) travels in the datagram itself, so the
+tailer can forward it without a database round trip; consumers still detect any gap by the run's ordinals and
+repair it from the database. Best effort in both directions: no listener, a full buffer or a non-Linux system
+simply leave the tailer to its polling.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ def wake_address() -> str | None:
     return f"\0codingagent-steps-{digest}"
 
 
-def wake_send() -> None:
+MAX_PAYLOAD = 60_000  # larger events are announced with a bare wake-up; the tailer reads them from the DB
+
+
+def wake_send(payload: bytes = b"s") -> None:
     global _sender
     address = wake_address()
     if address is None:
@@ -34,7 +39,7 @@ def wake_send() -> None:
         if _sender is None:
             _sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             _sender.setblocking(False)
-        _sender.sendto(b"s", address)
+        _sender.sendto(payload if len(payload) <= MAX_PAYLOAD else b"s", address)
     except OSError:  # nobody listening (no web process, or polling only), or the buffer is full: both fine
         pass
 
