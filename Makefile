@@ -45,6 +45,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 migrations-check: install
+	@mkdir -p $${DATA_DIR:-var}  # the history check opens the (SQLite) database
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
 ## Benchmarks print ratios; they are not timed tests.
