@@ -12,6 +12,7 @@ import json
 import logging
 import mimetypes
 import os
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -236,10 +237,26 @@ def runs_reap_stale(*, session_id: int | None = None) -> list[int]:
 # --- steps and artifacts ----------------------------------------------------------------------
 
 
+def db_retry(fn, *, attempts: int = 40, delay: float = 0.05):
+    """Call ``fn`` again when SQLite reports a lock (busy writers, or shared-cache table locks in tests)."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1 or connection.in_atomic_block:
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def step_create(*, run: Run, kind: str, content: str = "", data: dict | None = None) -> Step:
     """Save the next step of a run, then publish it (after commit: the DB is the source of truth)."""
-    ordinal = (run.steps.order_by("-ordinal").values_list("ordinal", flat=True).first() or 0) + 1
-    step = Step.objects.create(run=run, ordinal=ordinal, kind=kind, content=content, data=data or {})
+
+    def save() -> Step:
+        ordinal = (run.steps.order_by("-ordinal").values_list("ordinal", flat=True).first() or 0) + 1
+        return Step.objects.create(run=run, ordinal=ordinal, kind=kind, content=content, data=data or {})
+
+    step = db_retry(save)
     transaction.on_commit(lambda: push.step_push(step=step))
     return step
 

@@ -160,8 +160,8 @@ class Worker:
         processed = 0
         while not self.stopping:
             close_old_connections()
-            self.reap_if_due()
-            run = services.run_claim(worker_id=self.worker_id)
+            services.db_retry(self.reap_if_due)
+            run = services.db_retry(lambda: services.run_claim(worker_id=self.worker_id))
             if run is not None:
                 self.process(run)
                 processed += 1
@@ -191,15 +191,17 @@ class Worker:
         finally:
             heartbeat.done.set()
             listener.done.set()
-        services.run_finish(
-            run=run,
-            status=outcome.status,
-            answer=outcome.answer,
-            error=outcome.error,
-            model=outcome.model,
-            tokens_in=outcome.tokens_in,
-            tokens_out=outcome.tokens_out,
-            cost=outcome.cost,
+        services.db_retry(
+            lambda: services.run_finish(
+                run=run,
+                status=outcome.status,
+                answer=outcome.answer,
+                error=outcome.error,
+                model=outcome.model,
+                tokens_in=outcome.tokens_in,
+                tokens_out=outcome.tokens_out,
+                cost=outcome.cost,
+            )
         )
         heartbeat.join(timeout=2)
         listener.join(timeout=2)
