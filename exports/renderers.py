@@ -43,7 +43,7 @@ from projects.models import Project
 
 Rendered = tuple[str, str, bytes]
 MAX_TABLE_ROWS = 200  # per table in Markdown/notebook; the JSON export keeps every stored row
-PDF_TABLE_ROWS = 20  # a report shows the head of each table; layout time grows with every cell
+PDF_TABLE_ROWS = 12  # a report shows the head of each table; table layout is most of the PDF time
 
 
 def export_render(*, target: AnalysisSession | Project, fmt: str) -> Rendered:

@@ -381,3 +381,20 @@ def test_json_export_turns_stray_nan_into_null(project):
 
     figure = json.loads(exported)["sessions"][0]["runs"][0]["artifacts"][0]["content"]["figure"]
     assert figure["data"][0]["y"] == [None, 3]
+
+
+def test_pdf_shows_the_head_of_a_long_table_and_says_where_the_rest_is(project):
+    from exports.tests.conftest import table_json
+
+    session = AnalysisSessionFactory(project=project)
+    run = RunFactory(session=session)
+    step = StepFactory(run=run, ordinal=1, kind="artifact")
+    rows = [[f"row{i}", i] for i in range(40)]
+    artifact_make(project=project, session=session, run=run, step=step, kind="table", title="Long",
+                  body=table_json(rows=rows, columns=["name", "n"]))  # fmt: skip
+
+    _, _, body = export_render(target=session, fmt="pdf")
+
+    text = _pdf_text(body)
+    assert "row11" in text and "row12" not in text
+    assert "First 12 rows shown; 28 more in the table's CSV/XLSX download" in text.replace("\n", " ")
