@@ -76,7 +76,10 @@ def test_the_offline_analyst_streams_steps_and_a_chart_that_survive_a_reload(pag
     assert page.locator(STEP).count() == steps_live
     assert page.locator(ANSWER).count() == 1
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    # From the top with a tall viewport: a full-page shot would paint the sticky top bar mid-page.
+    page.evaluate("window.scrollTo(0, 0)")
+    page.set_viewport_size({"width": 1400, "height": 1300})
+    page.screenshot(path=str(SCREENSHOT))
 
 
 def test_dark_mode_stays_on_after_a_reload(page, live_app):
