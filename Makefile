@@ -50,4 +50,6 @@ migrations-check: install
 
 ## Benchmarks print ratios; they are not timed tests.
 bench: install
-	@set -e; for script in bench/*.py; do echo "== $$script"; DEBUG=1 $(PY) $$script; done
+	@failed=""; for script in bench/*.py; do \
+	  echo "== $$script"; PYTHONPATH=. DEBUG=1 $(PY) $$script || failed="$$failed $$script"; \
+	done; if [ -n "$$failed" ]; then echo "bench: failed:$$failed"; exit 1; fi
