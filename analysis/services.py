@@ -177,8 +177,8 @@ def run_heartbeat(*, run_id: int, worker_id: str) -> bool:
     """Record that the worker is alive; returns True when the user asked to cancel the run."""
     Run.objects.filter(pk=run_id, worker_id=worker_id, status=Run.Status.RUNNING).update(heartbeat_at=timezone.now())
     run = Run.objects.filter(pk=run_id).values("session_id", "cancel_requested").first()
-    if run is None:
-        return True
+    if run is None:  # deleted with its session (which requested a cancel first), or not visible yet
+        return False
     locks.session_lock_refresh(session_id=run["session_id"], run_id=run_id)
     return run["cancel_requested"]
 

@@ -159,7 +159,8 @@ class Worker:
         """Process runs until stopped (or, with ``once``, until the queue is empty). Returns runs processed."""
         processed = 0
         while not self.stopping:
-            close_old_connections()
+            if not connection.in_atomic_block:  # (tests run the worker inside their transaction)
+                close_old_connections()  # a long-lived worker must not keep a broken/expired connection
             services.db_retry(self.reap_if_due)
             run = services.db_retry(lambda: services.run_claim(worker_id=self.worker_id))
             if run is not None:
