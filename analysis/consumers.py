@@ -20,6 +20,15 @@ from analysis.models import AnalysisSession, Run, Step
 from analysis.tailer import tailer
 
 
+def _db(func):
+    """ORM access from the consumer in a worker thread pool (not the single shared "sync" thread).
+
+    Each consumer still handles its messages one at a time; running them on the shared thread would queue
+    every socket of the process behind each other (e.g. 50 sessions refreshing their status at once).
+    """
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
 def _render_run(*, run: Run, with_shell: bool, can_edit: bool, session: AnalysisSession | None = None) -> str:
     context: dict = {"run": run, "with_shell": with_shell, "with_composer": session is not None}
     if session is not None:
@@ -96,7 +105,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     # --- database access ---
 
-    @database_sync_to_async
+    @_db
     def _access(self) -> tuple[AnalysisSession | None, bool]:
         user = self.scope.get("user")
         session = selectors.session_qs_for(user=user).filter(pk=self.session_id).first()
@@ -104,7 +113,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return None, False
         return session, selectors.session_editable_qs_for(user=user).filter(pk=session.pk).exists()
 
-    @database_sync_to_async
+    @_db
     def _run_shell(self, run_pk: int) -> str:
         run = Run.objects.filter(pk=run_pk, session_id=self.session_id).first()
         if run is None:
@@ -112,7 +121,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.ordinals.setdefault(run_pk, 0)
         return _render_run(run=run, with_shell=True, can_edit=self.can_edit)
 
-    @database_sync_to_async
+    @_db
     def _run_state(self, run_pk: int) -> str:
         """A run's status, composer and usage; preceded by any steps not sent yet.
 
@@ -127,7 +136,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.ordinals.setdefault(run_pk, 0)
         return missed + _render_run(run=run, with_shell=with_shell, can_edit=self.can_edit, session=self.session)
 
-    @database_sync_to_async
+    @_db
     def _repair_html(self, *, snapshot: bool) -> str:
         return self._repair_sync(snapshot=snapshot)
 

@@ -157,8 +157,11 @@ async def measure(*, n_sessions: int, port: int, users, steps: int) -> list[floa
         )()
         print(f"  WARNING: {len(missing)} step(s) never arrived: {info[:10]}")
     if os.environ.get("BENCH_DEBUG"):
-        for pk in sorted(created):
-            print(pk, created[pk].timestamp() % 100, arrivals.get(pk, 0) % 100)
+        kinds = await sync_to_async(lambda: dict(Step.objects.filter(pk__in=created).values_list("pk", "ordinal")))()
+        slow = sorted(
+            ((arrivals[pk] - created[pk].timestamp()) * 1000, kinds[pk], pk) for pk in created if pk in arrivals
+        )[-25:]
+        print("slowest (ms, ordinal, pk):", [(round(a), o, p) for a, o, p in slow])
     return [(arrivals[pk] - created[pk].timestamp()) * 1000 for pk in created if pk in arrivals]
 
 
