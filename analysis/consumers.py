@@ -36,7 +36,8 @@ def _render_run(*, run: Run, with_shell: bool, can_edit: bool, session: Analysis
             session=session,
             active_run=run if run.is_active else None,
             can_edit=can_edit,
-            usage=selectors.usage_totals_for_session(session=session),
+            # Totals only change when a run ends; skipping the aggregate keeps status bursts cheap.
+            usage=None if run.is_active else selectors.usage_totals_for_session(session=session),
         )
     html = push.render_fragment("analysis/_push_run.html", context)
     return html if (can_edit or session is None) else html.replace('id="composer"', 'id="composer-readonly"')
