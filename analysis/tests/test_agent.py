@@ -143,3 +143,23 @@ def test_cancel_kills_the_sandbox_execution_and_ends_the_run_cancelled_quickly(s
     assert run.status == Run.Status.CANCELLED
     assert run.error == "Stopped by the user."
     assert elapsed < 6
+
+
+def test_the_time_budget_stops_a_long_execution_with_a_clear_message(session, sales, alice, settings):
+    settings.AGENT_RUN_TIMEOUT = 1
+    model = script(code_call("import time\ntime.sleep(20)"), ModelResponse(parts=[TextPart("never")]))
+
+    run = _run_with(model, session, alice)
+
+    assert run.status == Run.Status.FAILED
+    assert "time budget (1 s)" in run.error
+
+
+def test_malformed_tool_calls_are_sent_back_then_fail_the_run_readably(session, sales, alice):
+    model = script(ModelResponse(parts=[ToolCallPart("run_python", {"source": "x = 1"})]))  # wrong argument name
+
+    run = _run_with(model, session, alice)
+
+    assert run.status == Run.Status.FAILED
+    assert run.error.startswith("The model returned something unusable")
+    assert not run.steps.filter(kind="code").exists()
