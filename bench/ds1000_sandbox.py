@@ -11,8 +11,9 @@ CORPUS = "/work/shared/corpus/ds1000"
 sys.path.insert(0, CORPUS)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from analysis.sandbox.policy import restricted_exec  # noqa: E402
 from run import run_with_inner_exec  # noqa: E402
+
+from analysis.sandbox.policy import restricted_exec  # noqa: E402
 
 
 def run(code: str, workdir: str):

@@ -35,8 +35,8 @@ def main():
     for name, src in CASES.items():
         plain_code = compile(src, "<cell>", "exec")
         compile_restricted(src, "<cell>", False)
-        plain = min(timeit.repeat(lambda: exec(plain_code, dict(base)), number=3, repeat=5))
-        sandboxed = min(timeit.repeat(lambda: restricted_exec(src, dict(base)), number=3, repeat=5))
+        plain = min(timeit.repeat(lambda: exec(plain_code, dict(base)), number=3, repeat=5))  # noqa: B023
+        sandboxed = min(timeit.repeat(lambda: restricted_exec(src, dict(base)), number=3, repeat=5))  # noqa: B023
         print(f"{name:18s} plain {plain / 3 * 1000:8.2f} ms  sandbox {sandboxed / 3 * 1000:8.2f} ms  ratio {sandboxed / plain:.2f}x")
 
 

@@ -17,6 +17,7 @@ from codingagent.lib.env import env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)  # SQLite cannot create its folder on a fresh clone
 
 DEBUG = env_bool("DEBUG", False)
 _INSECURE_KEY = "django-insecure-codingagent-development-key-change-me"
@@ -194,6 +195,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, datasets, analysis sessions, runs and exports.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "UserRoleEnum": "accounts.models.User.Role",
+        "ProjectRoleEnum": "projects.models.ProjectMember.Role",
+    },
 }
 
 # --- The agent and its sandbox -----------------------------------------------------------------

@@ -5,9 +5,9 @@ in policy.py. Everything here must stay cheap: `guarded_getattr` is on the hot p
 attribute load the compiler could not prove harmless.
 """
 
+import _string
 import builtins
 import string
-import _string
 import sys
 import types
 from functools import lru_cache
@@ -29,10 +29,7 @@ ALLOWED_ROOTS = frozenset(
 )
 # Where the callables of allowed modules may come from (their C accelerators included).
 CALLABLE_ROOTS = ALLOWED_ROOTS | frozenset(
-    """_functools _heapq _bisect _collections _collections_abc _json _datetime _pydatetime
-    _decimal _pydecimal _random _statistics _sre _strptime _struct _warnings _abc
-    _contextvars _zoneinfo dateutil pytz tzdata cycler pyparsing kiwisolver contourpy PIL
-    narwhals joblib threadpoolctl __main__ builtins""".split()
+    ["_functools", "_heapq", "_bisect", "_collections", "_collections_abc", "_json", "_datetime", "_pydatetime", "_decimal", "_pydecimal", "_random", "_statistics", "_sre", "_strptime", "_struct", "_warnings", "_abc", "_contextvars", "_zoneinfo", "dateutil", "pytz", "tzdata", "cycler", "pyparsing", "kiwisolver", "contourpy", "PIL", "narwhals", "joblib", "threadpoolctl", "__main__", "builtins"]
 ) - {"io", "operator", "string"}
 # Submodules of allowed roots that are code execution or raw memory in disguise.
 DENIED_MODULES = (
@@ -84,8 +81,7 @@ def _module_origin_allowed(module_name) -> bool:
 
 _DANGEROUS_BUILTINS = {
     id(getattr(builtins, n))
-    for n in """exec eval compile open __import__ getattr setattr delattr vars globals locals
-    breakpoint input help exit quit""".split()
+    for n in ["exec", "eval", "compile", "open", "__import__", "getattr", "setattr", "delattr", "vars", "globals", "locals", "breakpoint", "input", "help", "exit", "quit"]
     if hasattr(builtins, n)
 }
 
@@ -301,7 +297,7 @@ def _string_args_private(args) -> bool:
         elif isinstance(a, dict):
             if _string_args_private(a.values()) or _string_args_private(a.keys()):
                 return True
-        elif isinstance(a, (list, tuple)):
+        elif isinstance(a, (list, tuple)):  # noqa: SIM102
             if _string_args_private(a):
                 return True
     return False

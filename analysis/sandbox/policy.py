@@ -55,9 +55,7 @@ FAST_ATTRS = frozenset(
 )
 # Dunder methods `super().<name>(...)` may call from a user's class.
 SUPER_DUNDERS = frozenset(
-    """__init__ __new__ __repr__ __str__ __eq__ __ne__ __lt__ __le__ __gt__ __ge__ __hash__
-    __len__ __getitem__ __setitem__ __delitem__ __iter__ __contains__ __enter__ __exit__
-    __call__ __init_subclass__ __post_init__ __setattr__ __getattr__ __delattr__""".split()
+    ["__init__", "__new__", "__repr__", "__str__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__len__", "__getitem__", "__setitem__", "__delitem__", "__iter__", "__contains__", "__enter__", "__exit__", "__call__", "__init_subclass__", "__post_init__", "__setattr__", "__getattr__", "__delattr__"]
 )
 CLASS_BODY_DUNDERS = frozenset({"__slots__", "__hash__", "__doc__"})
 READABLE_DUNDER_NAMES = frozenset({"__name__"})

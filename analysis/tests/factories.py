@@ -1,6 +1,5 @@
 import factory
 
-from accounts.tests.factories import UserFactory
 from analysis.models import AnalysisSession, Run, Step
 from projects.tests.factories import ProjectFactory
 
