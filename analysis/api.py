@@ -8,6 +8,8 @@ import json
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,7 +17,7 @@ from rest_framework.views import APIView
 
 from analysis import selectors, services
 from analysis.models import Run, Step
-from codingagent.lib.http import api_validation_errors, get_object_or_403, paginated_response
+from codingagent.lib.http import api_validation_errors, get_object_or_403, paginated_response, paginated_serializer
 from projects.models import Project
 
 SSE_POLL_SECONDS = 0.1
@@ -61,6 +63,31 @@ class RunDetailOutputSerializer(RunOutputSerializer):
     steps = StepOutputSerializer(many=True, source="steps.all")
 
 
+class UsageOutputSerializer(serializers.Serializer):
+    n_runs = serializers.IntegerField()
+    tokens_in = serializers.IntegerField()
+    tokens_out = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=14, decimal_places=6)
+
+
+class SessionDetailOutputSerializer(SessionOutputSerializer):
+    usage = UsageOutputSerializer()
+
+
+class RunStartedOutputSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class SessionBusyOutputSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    active_run_id = serializers.IntegerField(allow_null=True)
+
+
+class RunCancelOutputSerializer(RunStartedOutputSerializer):
+    cancel_requested = serializers.BooleanField()
+
+
 def _session_for_edit(request: Request, pk: int):
     return get_object_or_403(
         selectors.session_editable_qs_for(user=request.user), visible=selectors.session_qs_for(user=request.user), pk=pk
@@ -72,11 +99,16 @@ class SessionListCreateApi(APIView):
         title = serializers.CharField(max_length=200)
         model = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
+        class Meta:
+            ref_name = "SessionListInput"
+
+    @extend_schema(operation_id="sessions_list", responses={200: paginated_serializer(SessionOutputSerializer)})
     def get(self, request: Request, project_pk: int) -> Response:
         project = get_object_or_404(selectors.project_qs_for(user=request.user), pk=project_pk)
         qs = project.sessions.select_related("user").order_by("-updated_at", "-pk")
         return paginated_response(queryset=qs, serializer_class=SessionOutputSerializer, request=request, view=self)
 
+    @extend_schema(request=InputSerializer, responses={201: SessionOutputSerializer})
     def post(self, request: Request, project_pk: int) -> Response:
         project = get_object_or_403(
             Project.objects.editable_by(request.user),
@@ -95,14 +127,16 @@ class SessionDetailApi(APIView):
         title = serializers.CharField(max_length=200, required=False)
         model = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
+        class Meta:
+            ref_name = "SessionDetailInput"
+
+    @extend_schema(responses={200: SessionDetailOutputSerializer})
     def get(self, request: Request, pk: int) -> Response:
         session = get_object_or_404(selectors.session_qs_for(user=request.user), pk=pk)
-        data = SessionOutputSerializer(session).data
-        data["usage"] = {
-            k: str(v) if k == "cost" else v for k, v in selectors.usage_totals_for_session(session=session).items()
-        }
-        return Response(data)
+        session.usage = selectors.usage_totals_for_session(session=session)
+        return Response(SessionDetailOutputSerializer(session).data)
 
+    @extend_schema(request=InputSerializer, responses={200: SessionOutputSerializer})
     def patch(self, request: Request, pk: int) -> Response:
         session = _session_for_edit(request, pk)
         data = self.InputSerializer(data=request.data, partial=True)
@@ -111,6 +145,7 @@ class SessionDetailApi(APIView):
             session = services.session_update(session=session, user=request.user, **data.validated_data)
         return Response(SessionOutputSerializer(session).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         session = _session_for_edit(request, pk)
         services.session_delete(session=session, user=request.user)
@@ -121,6 +156,12 @@ class SessionQueryApi(APIView):
     class InputSerializer(serializers.Serializer):
         question = serializers.CharField(max_length=services.QUESTION_MAX_CHARS)
 
+        class Meta:
+            ref_name = "SessionQueryInput"
+
+    @extend_schema(
+        request=InputSerializer, responses={202: RunStartedOutputSerializer, 409: SessionBusyOutputSerializer}
+    )
     def post(self, request: Request, pk: int) -> Response:
         session = _session_for_edit(request, pk)
         data = self.InputSerializer(data=request.data)
@@ -135,6 +176,7 @@ class SessionQueryApi(APIView):
 
 
 class SessionRunListApi(APIView):
+    @extend_schema(operation_id="sessions_runs_list", responses={200: paginated_serializer(RunOutputSerializer)})
     def get(self, request: Request, pk: int) -> Response:
         session = get_object_or_404(selectors.session_qs_for(user=request.user), pk=pk)
         qs = session.runs.order_by("-created_at", "-pk")
@@ -142,12 +184,14 @@ class SessionRunListApi(APIView):
 
 
 class RunDetailApi(APIView):
+    @extend_schema(responses={200: RunDetailOutputSerializer})
     def get(self, request: Request, pk: int) -> Response:
         run = get_object_or_404(selectors.run_qs_for(user=request.user).prefetch_related("steps"), pk=pk)
         return Response(RunDetailOutputSerializer(run).data)
 
 
 class RunCancelApi(APIView):
+    @extend_schema(request=None, responses={200: RunCancelOutputSerializer})
     def post(self, request: Request, pk: int) -> Response:
         run = get_object_or_404(selectors.run_qs_for(user=request.user), pk=pk)
         run = get_object_or_403(
@@ -194,6 +238,14 @@ def _run_status_and_steps(run_id: int, after: int) -> tuple[str, list[Step]]:
 
 
 class RunEventsApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("last_event_id", int, required=False, description="Same as the Last-Event-ID header"),
+        ],
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+        description="Server-Sent Events: `event: step` per step (JSON with ordinal, kind, content, data), then `event: done`.",
+    )
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:
         run = get_object_or_404(selectors.run_qs_for(user=request.user), pk=pk)
         last = request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id") or "0"

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.template import Context, Engine
 from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai import exceptions as ai_exc
@@ -176,15 +177,21 @@ def result_steps_save(*, deps: AgentDeps, result: dict) -> None:
             data={"traceback": traceback_trimmed(error.get("traceback") or ""), "killed": result.get("killed_reason")},
         )
     for payload in result.get("artifacts") or []:
-        step = services.step_create(run=run, kind=Step.Kind.ARTIFACT, content="", data={"kind": payload.get("kind")})
-        try:
-            artifact = services.artifact_create_from_sandbox(
-                run=run, step=step, payload=payload, workspace=deps.workspace
+        # One transaction: the step is published on commit, so the page receives it with its artifact linked.
+        with transaction.atomic():
+            step = services.step_create(
+                run=run, kind=Step.Kind.ARTIFACT, content="", data={"kind": payload.get("kind")}
             )
-        except (ValueError, OSError) as exc:
-            Step.objects.filter(pk=step.pk).update(content=f"Could not store this output: {exc}")
-            continue
-        Step.objects.filter(pk=step.pk).update(content=artifact.title, data={**step.data, "artifact_id": artifact.pk})
+            try:
+                artifact = services.artifact_create_from_sandbox(
+                    run=run, step=step, payload=payload, workspace=deps.workspace
+                )
+            except (ValueError, OSError) as exc:
+                step.content = f"Could not store this output: {exc}"
+            else:
+                step.content = artifact.title
+                step.data = {**step.data, "artifact_id": artifact.pk}
+            step.save(update_fields=["content", "data"])
 
 
 async def run_python(ctx: RunContext[AgentDeps], code: str) -> str:
