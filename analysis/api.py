@@ -88,12 +88,6 @@ class RunCancelOutputSerializer(RunStartedOutputSerializer):
     cancel_requested = serializers.BooleanField()
 
 
-def _session_for_edit(request: Request, pk: int):
-    return get_object_or_403(
-        selectors.session_editable_qs_for(user=request.user), visible=selectors.session_qs_for(user=request.user), pk=pk
-    )
-
-
 class SessionListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         title = serializers.CharField(max_length=200)
@@ -138,7 +132,7 @@ class SessionDetailApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={200: SessionOutputSerializer})
     def patch(self, request: Request, pk: int) -> Response:
-        session = _session_for_edit(request, pk)
+        session = selectors.session_get_editable(user=request.user, pk=pk)
         data = self.InputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         with api_validation_errors():
@@ -147,7 +141,7 @@ class SessionDetailApi(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        session = _session_for_edit(request, pk)
+        session = selectors.session_get_editable(user=request.user, pk=pk)
         services.session_delete(session=session, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -163,7 +157,7 @@ class SessionQueryApi(APIView):
         request=InputSerializer, responses={202: RunStartedOutputSerializer, 409: SessionBusyOutputSerializer}
     )
     def post(self, request: Request, pk: int) -> Response:
-        session = _session_for_edit(request, pk)
+        session = selectors.session_get_editable(user=request.user, pk=pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -194,11 +188,6 @@ class RunCancelApi(APIView):
     @extend_schema(request=None, responses={200: RunCancelOutputSerializer})
     def post(self, request: Request, pk: int) -> Response:
         run = get_object_or_404(selectors.run_qs_for(user=request.user), pk=pk)
-        run = get_object_or_403(
-            Run.objects.filter(session__in=selectors.session_editable_qs_for(user=request.user)),
-            visible=selectors.run_qs_for(user=request.user),
-            pk=run.pk,
-        )
         run = services.run_cancel(run=run, user=request.user)
         return Response({"run_id": run.pk, "status": run.status, "cancel_requested": run.cancel_requested})
 

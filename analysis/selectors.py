@@ -8,6 +8,7 @@ from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
 from analysis.models import AnalysisSession, Artifact, Run, Step
+from codingagent.lib.http import get_object_or_403
 from projects.models import Dataset, Project
 
 
@@ -21,6 +22,11 @@ def session_qs_for(*, user) -> QuerySet[AnalysisSession]:
 
 def session_editable_qs_for(*, user) -> QuerySet[AnalysisSession]:
     return AnalysisSession.objects.editable_by(user).select_related("project", "user")
+
+
+def session_get_editable(*, user, pk: int) -> AnalysisSession:
+    """Session ``pk`` when ``user`` may change it: 404 if they cannot see it, 403 if they can only read it."""
+    return get_object_or_403(session_editable_qs_for(user=user), visible=session_qs_for(user=user), pk=pk)
 
 
 def run_qs_for(*, user) -> QuerySet[Run]:

@@ -91,9 +91,7 @@ def session_create(request: AuthedHtmxRequest, project_pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def session_update(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
-    session = get_object_or_403(
-        selectors.session_editable_qs_for(user=request.user), visible=selectors.session_qs_for(user=request.user), pk=pk
-    )
+    session = selectors.session_get_editable(user=request.user, pk=pk)
     form = SessionForm(request.POST)
     if form.is_valid():
         services.session_update(session=session, user=request.user, **form.cleaned_data)
@@ -105,9 +103,7 @@ def session_update(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def session_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
-    session = get_object_or_403(
-        selectors.session_editable_qs_for(user=request.user), visible=selectors.session_qs_for(user=request.user), pk=pk
-    )
+    session = selectors.session_get_editable(user=request.user, pk=pk)
     project = session.project
     services.session_delete(session=session, user=request.user)
     messages.success(request, f"Deleted session “{session.title}”.")
@@ -117,9 +113,7 @@ def session_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def run_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
-    session = get_object_or_403(
-        selectors.session_editable_qs_for(user=request.user), visible=selectors.session_qs_for(user=request.user), pk=pk
-    )
+    session = selectors.session_get_editable(user=request.user, pk=pk)
     form = QuestionForm(request.POST)
     error, active, draft = "", None, request.POST.get("question", "")
     if form.is_valid():

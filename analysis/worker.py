@@ -22,7 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from analysis import locks, push, services
+from analysis import locks, push, services, signals
 from analysis.agent.runner import AgentOutcome, Executor, RunController, agent_execute
 from analysis.models import Run
 from projects.models import Dataset
@@ -206,5 +206,6 @@ class Worker:
         )
         heartbeat.join(timeout=2)
         listener.join(timeout=2)
+        signals.run_finished.send(sender=Run, run=run)
         self.last_outcome = outcome
         return outcome

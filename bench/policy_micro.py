@@ -1,6 +1,6 @@
 """Micro-benchmark: restricted_exec vs plain exec in the same process.
 
-    cd /work/main && PYTHONPATH=. .venv/bin/python bench/policy_micro.py
+cd /work/main && PYTHONPATH=. .venv/bin/python bench/policy_micro.py
 """
 
 import os
@@ -37,7 +37,9 @@ def main():
         compile_restricted(src, "<cell>", False)
         plain = min(timeit.repeat(lambda: exec(plain_code, dict(base)), number=3, repeat=5))  # noqa: B023
         sandboxed = min(timeit.repeat(lambda: restricted_exec(src, dict(base)), number=3, repeat=5))  # noqa: B023
-        print(f"{name:18s} plain {plain / 3 * 1000:8.2f} ms  sandbox {sandboxed / 3 * 1000:8.2f} ms  ratio {sandboxed / plain:.2f}x")
+        print(
+            f"{name:18s} plain {plain / 3 * 1000:8.2f} ms  sandbox {sandboxed / 3 * 1000:8.2f} ms  ratio {sandboxed / plain:.2f}x"
+        )
 
 
 if __name__ == "__main__":

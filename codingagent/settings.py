@@ -81,7 +81,12 @@ TEMPLATES = [
             ],
             # django-template-partials registered by hand so the Django 6 upgrade only deletes lines.
             "builtins": ["template_partials.templatetags.partials"],
-            "loaders": [("template_partials.loader.Loader", _LOADERS if DEBUG else [("django.template.loaders.cached.Loader", _LOADERS)])],
+            "loaders": [
+                (
+                    "template_partials.loader.Loader",
+                    _LOADERS if DEBUG else [("django.template.loaders.cached.Loader", _LOADERS)],
+                )
+            ],
         },
     }
 ]
@@ -120,7 +125,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = DATA_DIR / "static"  # filled by `collectstatic` in the image; empty (finders serve) otherwise
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
@@ -212,6 +218,9 @@ LLM_API_KEY = env_secret("LLM_API_KEY")
 LLM_MODEL = env_str("LLM_MODEL", "")
 AGENT_MAX_TOOL_CALLS = env_int("AGENT_MAX_TOOL_CALLS", 8)
 AGENT_RUN_TIMEOUT = env_int("AGENT_RUN_TIMEOUT", 600)
+# Model/API failures (429, 5xx, timeouts, malformed tool calls): attempts per request, first backoff delay.
+AGENT_MODEL_ATTEMPTS = env_int("AGENT_MODEL_ATTEMPTS", 4)
+AGENT_RETRY_DELAY = env_int("AGENT_RETRY_DELAY_MS", 500) / 1000
 SANDBOX_TIMEOUT = env_int("SANDBOX_TIMEOUT", 30)
 SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 2048)
 SANDBOX_ALLOW_WEAK = env_bool("SANDBOX_ALLOW_WEAK", False)

@@ -259,8 +259,8 @@ async def _agent_execute_async(
     base_model = model or model_build(key, datasets=[dataset_prompt_info(d) for d in datasets])
     retrying = RetryingModel(
         base_model,
-        attempts=getattr(settings, "AGENT_MODEL_ATTEMPTS", 4),
-        base_delay=getattr(settings, "AGENT_RETRY_DELAY", 0.5),
+        attempts=settings.AGENT_MODEL_ATTEMPTS,
+        base_delay=settings.AGENT_RETRY_DELAY,
     )
     deps = AgentDeps(
         run=run,

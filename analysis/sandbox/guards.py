@@ -25,18 +25,107 @@ PRIVATE_HINT = "names starting with '_' are private. Use the public API instead.
 # Import roots user code may import (plus their submodules, minus DENIED_MODULES). `string`,
 # `io`, `operator` and `yaml` are served as safe proxies (see libraries.py), not the real ones.
 ALLOWED_ROOTS = frozenset(
-    ["pandas", "numpy", "scipy", "sklearn", "statsmodels", "plotly", "matplotlib", "mpl_toolkits", "seaborn", "patsy", "math", "cmath", "statistics", "datetime", "json", "re", "collections", "itertools", "functools", "random", "decimal", "fractions", "string", "textwrap", "io", "time", "warnings", "operator", "copy", "heapq", "bisect", "calendar", "typing", "dataclasses", "numbers", "enum", "zoneinfo", "pprint", "difflib", "unicodedata", "array", "abc", "contextlib", "__future__", "yaml"]
+    [
+        "pandas",
+        "numpy",
+        "scipy",
+        "sklearn",
+        "statsmodels",
+        "plotly",
+        "matplotlib",
+        "mpl_toolkits",
+        "seaborn",
+        "patsy",
+        "math",
+        "cmath",
+        "statistics",
+        "datetime",
+        "json",
+        "re",
+        "collections",
+        "itertools",
+        "functools",
+        "random",
+        "decimal",
+        "fractions",
+        "string",
+        "textwrap",
+        "io",
+        "time",
+        "warnings",
+        "operator",
+        "copy",
+        "heapq",
+        "bisect",
+        "calendar",
+        "typing",
+        "dataclasses",
+        "numbers",
+        "enum",
+        "zoneinfo",
+        "pprint",
+        "difflib",
+        "unicodedata",
+        "array",
+        "abc",
+        "contextlib",
+        "__future__",
+        "yaml",
+    ]
 )
 # Where the callables of allowed modules may come from (their C accelerators included).
 CALLABLE_ROOTS = ALLOWED_ROOTS | frozenset(
-    ["_functools", "_heapq", "_bisect", "_collections", "_collections_abc", "_json", "_datetime", "_pydatetime", "_decimal", "_pydecimal", "_random", "_statistics", "_sre", "_strptime", "_struct", "_warnings", "_abc", "_contextvars", "_zoneinfo", "dateutil", "pytz", "tzdata", "cycler", "pyparsing", "kiwisolver", "contourpy", "PIL", "narwhals", "joblib", "threadpoolctl", "__main__", "builtins"]
+    [
+        "_functools",
+        "_heapq",
+        "_bisect",
+        "_collections",
+        "_collections_abc",
+        "_json",
+        "_datetime",
+        "_pydatetime",
+        "_decimal",
+        "_pydecimal",
+        "_random",
+        "_statistics",
+        "_sre",
+        "_strptime",
+        "_struct",
+        "_warnings",
+        "_abc",
+        "_contextvars",
+        "_zoneinfo",
+        "dateutil",
+        "pytz",
+        "tzdata",
+        "cycler",
+        "pyparsing",
+        "kiwisolver",
+        "contourpy",
+        "PIL",
+        "narwhals",
+        "joblib",
+        "threadpoolctl",
+        "__main__",
+        "builtins",
+    ]
 ) - {"io", "operator", "string"}
 # Submodules of allowed roots that are code execution or raw memory in disguise.
 DENIED_MODULES = (
-    "numpy.ctypeslib", "numpy.f2py", "numpy.distutils", "numpy.testing._private",
-    "pandas.io.clipboard", "pandas.io.clipboards", "pandas.compat.pickle_compat",
-    "pandas.io.pickle", "pandas.util._tester", "matplotlib.testing", "scipy._lib",
-    "statsmodels.iolib.smpickle", "sklearn.externals", "sklearn.utils._testing",
+    "numpy.ctypeslib",
+    "numpy.f2py",
+    "numpy.distutils",
+    "numpy.testing._private",
+    "pandas.io.clipboard",
+    "pandas.io.clipboards",
+    "pandas.compat.pickle_compat",
+    "pandas.io.pickle",
+    "pandas.util._tester",
+    "matplotlib.testing",
+    "scipy._lib",
+    "statsmodels.iolib.smpickle",
+    "sklearn.externals",
+    "sklearn.utils._testing",
 )
 # joblib is allowed as a *callable* origin (sklearn re-exports delayed/Parallel), never as a
 # module, and its pickle loader is refused by name.
@@ -44,7 +133,59 @@ DENIED_CALLABLES = {"joblib": {"load", "dump"}}
 
 # Frame, generator, coroutine, traceback and code internals: refused at compile time.
 DENIED_ATTRS = frozenset(
-    ["gi_frame", "gi_code", "gi_yieldfrom", "gi_running", "gi_suspended", "cr_frame", "cr_code", "cr_await", "cr_origin", "cr_running", "ag_frame", "ag_code", "ag_await", "ag_running", "tb_frame", "tb_next", "tb_lasti", "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "f_lasti", "func_globals", "func_code", "mro", "ctypes", "tofile", "from_custom_template", "template_html", "template_html_table", "template_html_style", "template_latex", "template_string", "warn_explicit", "print_png", "print_jpg", "print_jpeg", "print_pdf", "print_svg", "print_svgz", "print_ps", "print_eps", "print_raw", "print_rgba", "print_tif", "print_tiff", "print_webp", "print_pgf", "print_gif"]
+    [
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "gi_running",
+        "gi_suspended",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "cr_origin",
+        "cr_running",
+        "ag_frame",
+        "ag_code",
+        "ag_await",
+        "ag_running",
+        "tb_frame",
+        "tb_next",
+        "tb_lasti",
+        "f_back",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_code",
+        "f_trace",
+        "f_lasti",
+        "func_globals",
+        "func_code",
+        "mro",
+        "ctypes",
+        "tofile",
+        "from_custom_template",
+        "template_html",
+        "template_html_table",
+        "template_html_style",
+        "template_latex",
+        "template_string",
+        "warn_explicit",
+        "print_png",
+        "print_jpg",
+        "print_jpeg",
+        "print_pdf",
+        "print_svg",
+        "print_svgz",
+        "print_ps",
+        "print_eps",
+        "print_raw",
+        "print_rgba",
+        "print_tif",
+        "print_tiff",
+        "print_webp",
+        "print_pgf",
+        "print_gif",
+    ]
 ) | frozenset(n for n in dir(types.CodeType) if n.startswith("co_"))
 # Read-only dunders that only ever hold strings.
 SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__"})
@@ -81,7 +222,24 @@ def _module_origin_allowed(module_name) -> bool:
 
 _DANGEROUS_BUILTINS = {
     id(getattr(builtins, n))
-    for n in ["exec", "eval", "compile", "open", "__import__", "getattr", "setattr", "delattr", "vars", "globals", "locals", "breakpoint", "input", "help", "exit", "quit"]
+    for n in [
+        "exec",
+        "eval",
+        "compile",
+        "open",
+        "__import__",
+        "getattr",
+        "setattr",
+        "delattr",
+        "vars",
+        "globals",
+        "locals",
+        "breakpoint",
+        "input",
+        "help",
+        "exit",
+        "quit",
+    ]
     if hasattr(builtins, n)
 }
 
@@ -113,9 +271,18 @@ def _check_module(m, name: str):
 # Kinds of attribute results, cached per type so the common case is one dict lookup.
 _OK, _MODULE, _FUNC, _BUILTIN, _CLASS, _BAD = range(6)
 _kind: dict = {
-    int: _OK, float: _OK, str: _OK, bool: _OK, list: _OK, dict: _OK, tuple: _OK,
-    type(None): _OK, types.MethodType: _OK, types.ModuleType: _MODULE,
-    types.FunctionType: _FUNC, types.BuiltinFunctionType: _BUILTIN,
+    int: _OK,
+    float: _OK,
+    str: _OK,
+    bool: _OK,
+    list: _OK,
+    dict: _OK,
+    tuple: _OK,
+    type(None): _OK,
+    types.MethodType: _OK,
+    types.ModuleType: _MODULE,
+    types.FunctionType: _FUNC,
+    types.BuiltinFunctionType: _BUILTIN,
 }
 
 
@@ -215,7 +382,9 @@ def guarded_write(obj):
         refuse("Setting attributes on modules is not allowed in the sandbox.")
     if isinstance(obj, type) and not _is_user_class(obj):
         refuse(f"Setting attributes on library class '{obj.__name__}' is not allowed; subclass it instead.")
-    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)) and not _is_user_function(obj):
+    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)) and not _is_user_function(
+        obj
+    ):
         refuse("Setting attributes on library functions is not allowed in the sandbox.")
     return obj
 
@@ -358,26 +527,97 @@ def safe_dir(*args):
     return [n for n in names if not n.startswith("_")]
 
 
-_SAFE_BUILTIN_NAMES = ["abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr", "classmethod", "complex", "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next", "object", "oct", "ord", "pow", "print", "property", "range", "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str", "sum", "super", "tuple", "zip", "aiter", "anext", "True", "False", "None", "NotImplemented", "Ellipsis", "__build_class__"]
+_SAFE_BUILTIN_NAMES = [
+    "abs",
+    "all",
+    "any",
+    "ascii",
+    "bin",
+    "bool",
+    "bytearray",
+    "bytes",
+    "callable",
+    "chr",
+    "classmethod",
+    "complex",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "format",
+    "frozenset",
+    "hash",
+    "hex",
+    "id",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "next",
+    "object",
+    "oct",
+    "ord",
+    "pow",
+    "print",
+    "property",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "staticmethod",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "zip",
+    "aiter",
+    "anext",
+    "True",
+    "False",
+    "None",
+    "NotImplemented",
+    "Ellipsis",
+    "__build_class__",
+]
 
 
 def build_safe_builtins(safe_import, safe_open) -> dict:
     b = {n: getattr(builtins, n) for n in _SAFE_BUILTIN_NAMES if hasattr(builtins, n)}
+    b.update((n, v) for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException))
     b.update(
-        (n, v) for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)
-    )
-    b.update(
-        __import__=safe_import, open=safe_open, type=safe_type, dir=safe_dir,
-        getattr=safe_getattr, hasattr=safe_hasattr, setattr=safe_setattr, delattr=safe_delattr,
-        PolicyError=PolicyError, __name__="__main__",
+        __import__=safe_import,
+        open=safe_open,
+        type=safe_type,
+        dir=safe_dir,
+        getattr=safe_getattr,
+        hasattr=safe_hasattr,
+        setattr=safe_setattr,
+        delattr=safe_delattr,
+        PolicyError=PolicyError,
+        __name__="__main__",
     )
     hints = {
-        "exec": "run the code directly in the cell", "eval": "compute the expression directly",
-        "compile": "run the code directly in the cell", "globals": "use the variables directly",
-        "locals": "use the variables directly", "vars": "use the attributes directly",
-        "breakpoint": "there is no debugger", "input": "there is no interactive input",
-        "help": "read the docstring with print(obj.__doc__)", "exit": "end the cell instead",
-        "quit": "end the cell instead", "memoryview": "use bytes or numpy arrays",
+        "exec": "run the code directly in the cell",
+        "eval": "compute the expression directly",
+        "compile": "run the code directly in the cell",
+        "globals": "use the variables directly",
+        "locals": "use the variables directly",
+        "vars": "use the attributes directly",
+        "breakpoint": "there is no debugger",
+        "input": "there is no interactive input",
+        "help": "read the docstring with print(obj.__doc__)",
+        "exit": "end the cell instead",
+        "quit": "end the cell instead",
+        "memoryview": "use bytes or numpy arrays",
     }
     b.update((n, _refused_builtin(n, h)) for n, h in hints.items())
     return b

@@ -30,9 +30,23 @@ from analysis.sandbox.guards import TRUSTED_MODULES, PolicyError, check_attr_nam
 _state = {"workspace": None, "seen": set(), "done_roots": set()}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://|^file:|::")
 PATH_PARAMS = (
-    "path", "path_or_buf", "path_or_buffer", "filepath_or_buffer", "io", "fname", "file",
-    "filename", "stylesheet", "excel_writer", "buf", "fp", "frame", "container_path", "f",
-    "file_name", "data_home",
+    "path",
+    "path_or_buf",
+    "path_or_buffer",
+    "filepath_or_buffer",
+    "io",
+    "fname",
+    "file",
+    "filename",
+    "stylesheet",
+    "excel_writer",
+    "buf",
+    "fp",
+    "frame",
+    "container_path",
+    "f",
+    "file_name",
+    "data_home",
 )
 
 
@@ -161,21 +175,46 @@ _CONFINE = "confine"
 _REFUSE = "refuse"
 _TARGETS = {
     "pandas": [
-        *[("pandas", n, _CONFINE, None) for n in (
-            "read_csv", "read_table", "read_fwf", "read_excel", "read_json", "read_html", "read_xml",
-            "read_parquet", "read_feather", "read_orc", "read_stata", "read_sas", "read_spss", "read_hdf")],
-        *[("pandas", n, _REFUSE, "pickles can run code; save data as CSV or parquet instead.")
-          for n in ("read_pickle",)],
-        *[("pandas", n, _REFUSE, "there is no clipboard, database or network in the sandbox.")
-          for n in ("read_clipboard", "read_sql", "read_sql_query", "read_sql_table", "read_iceberg", "read_gbq")],
-        *[("pandas.core.generic", f"NDFrame.{n}", _CONFINE, None) for n in (
-            "to_csv", "to_excel", "to_json", "to_hdf", "to_pickle", "to_latex", "to_xarray")],
-        *[("pandas.core.frame", f"DataFrame.{n}", _CONFINE, None) for n in (
-            "to_parquet", "to_feather", "to_orc", "to_stata", "to_html", "to_string", "to_markdown",
-            "to_xml")],
+        *[
+            ("pandas", n, _CONFINE, None)
+            for n in (
+                "read_csv",
+                "read_table",
+                "read_fwf",
+                "read_excel",
+                "read_json",
+                "read_html",
+                "read_xml",
+                "read_parquet",
+                "read_feather",
+                "read_orc",
+                "read_stata",
+                "read_sas",
+                "read_spss",
+                "read_hdf",
+            )
+        ],
+        *[
+            ("pandas", n, _REFUSE, "pickles can run code; save data as CSV or parquet instead.")
+            for n in ("read_pickle",)
+        ],
+        *[
+            ("pandas", n, _REFUSE, "there is no clipboard, database or network in the sandbox.")
+            for n in ("read_clipboard", "read_sql", "read_sql_query", "read_sql_table", "read_iceberg", "read_gbq")
+        ],
+        *[
+            ("pandas.core.generic", f"NDFrame.{n}", _CONFINE, None)
+            for n in ("to_csv", "to_excel", "to_json", "to_hdf", "to_pickle", "to_latex", "to_xarray")
+        ],
+        *[
+            ("pandas.core.frame", f"DataFrame.{n}", _CONFINE, None)
+            for n in ("to_parquet", "to_feather", "to_orc", "to_stata", "to_html", "to_string", "to_markdown", "to_xml")
+        ],
         *[("pandas.core.series", f"Series.{n}", _CONFINE, None) for n in ("to_string", "to_markdown")],
-        *[("pandas.core.generic", f"NDFrame.{n}", _REFUSE, "there is no clipboard or database in the sandbox.")
-          for n in ("to_clipboard", "to_sql")],
+        *[
+            ("pandas.core.generic", f"NDFrame.{n}", _REFUSE, "there is no clipboard or database in the sandbox.")
+            for n in ("to_clipboard", "to_sql")
+        ],
         ("pandas.core.frame", "DataFrame.to_iceberg", _REFUSE, "there is no catalog in the sandbox."),
         ("pandas.io.excel._base", "ExcelWriter.__init__", _CONFINE, None),
         ("pandas.io.excel._base", "ExcelFile.__init__", _CONFINE, None),
@@ -185,8 +224,10 @@ _TARGETS = {
     ],
     "numpy": [
         ("numpy", "load", "confine+check", _no_pickle),
-        *[("numpy", n, _CONFINE, None) for n in (
-            "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile", "fromregex")],
+        *[
+            ("numpy", n, _CONFINE, None)
+            for n in ("save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile", "fromregex")
+        ],
         ("numpy.lib.format", "read_array", "check", _no_pickle),
         ("numpy.lib.format", "open_memmap", _CONFINE, None),
         ("numpy", "memmap.__new__", _CONFINE, None),
@@ -207,22 +248,39 @@ _TARGETS = {
         ("plotly.offline", "plot", _CONFINE, None),
     ],
     "scipy": [
-        *[("scipy.io", n, _CONFINE, None) for n in ("loadmat", "savemat", "mmread", "mmwrite", "readsav",
-                                                      "hb_read", "hb_write")],
+        *[
+            ("scipy.io", n, _CONFINE, None)
+            for n in ("loadmat", "savemat", "mmread", "mmwrite", "readsav", "hb_read", "hb_write")
+        ],
         *[("scipy.io.wavfile", n, _CONFINE, None) for n in ("read", "write")],
         ("scipy.io.arff", "loadarff", _CONFINE, None),
     ],
     "sklearn": [
-        *[("sklearn.datasets", n, _CONFINE, None) for n in (
-            "load_files", "load_svmlight_file", "load_svmlight_files", "dump_svmlight_file", "get_data_home",
-            "clear_data_home")],
+        *[
+            ("sklearn.datasets", n, _CONFINE, None)
+            for n in (
+                "load_files",
+                "load_svmlight_file",
+                "load_svmlight_files",
+                "dump_svmlight_file",
+                "get_data_home",
+                "clear_data_home",
+            )
+        ],
     ],
 }
 _MODULES_FOR_ROOT = {
     "pandas": ("pandas", "pandas.io.excel._base", "pandas.io.pytables", "pandas.core.computation.eval"),
     "numpy": ("numpy", "numpy.lib.format", "numpy.lib._datasource"),
-    "matplotlib": ("matplotlib", "matplotlib.figure", "matplotlib.backend_bases", "matplotlib.image", "matplotlib.animation",
-                   "matplotlib.backends.backend_pdf", "matplotlib.pyplot"),
+    "matplotlib": (
+        "matplotlib",
+        "matplotlib.figure",
+        "matplotlib.backend_bases",
+        "matplotlib.image",
+        "matplotlib.animation",
+        "matplotlib.backends.backend_pdf",
+        "matplotlib.pyplot",
+    ),
     "plotly": ("plotly.io", "plotly.offline"),
     "scipy": (),
     "sklearn": (),
@@ -339,7 +397,10 @@ def harden_libraries(workspace: str) -> None:
         if root in sys.modules:
             _all_replaced.update(_harden_root(root))
     _state["seen"].update(sys.modules)
-    _replace_aliases(_all_replaced, [n for n in list(sys.modules) if n.split(".", 1)[0] in _TARGETS or n == "seaborn" or n == "statsmodels"])
+    _replace_aliases(
+        _all_replaced,
+        [n for n in list(sys.modules) if n.split(".", 1)[0] in _TARGETS or n == "seaborn" or n == "statsmodels"],
+    )
 
 
 # ------------------------------------------------------------------------ safe stdlib proxies
@@ -374,14 +435,36 @@ def _methodcaller(name, /, *args, **kwargs):
 
 @functools.cache
 def _string_proxy():
-    keep = ["ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits", "octdigits", "punctuation", "printable", "whitespace", "capwords", "Template"]
+    keep = [
+        "ascii_letters",
+        "ascii_lowercase",
+        "ascii_uppercase",
+        "digits",
+        "hexdigits",
+        "octdigits",
+        "punctuation",
+        "printable",
+        "whitespace",
+        "capwords",
+        "Template",
+    ]
     return _proxy("string", {k: getattr(string, k) for k in keep})
 
 
 @functools.cache
 def _io_proxy():
-    return _proxy("io", {"StringIO": io.StringIO, "BytesIO": io.BytesIO, "open": safe_open,
-                         "TextIOWrapper": io.TextIOWrapper, "SEEK_SET": 0, "SEEK_CUR": 1, "SEEK_END": 2})
+    return _proxy(
+        "io",
+        {
+            "StringIO": io.StringIO,
+            "BytesIO": io.BytesIO,
+            "open": safe_open,
+            "TextIOWrapper": io.TextIOWrapper,
+            "SEEK_SET": 0,
+            "SEEK_CUR": 1,
+            "SEEK_END": 2,
+        },
+    )
 
 
 @functools.cache
@@ -395,9 +478,16 @@ def _operator_proxy():
 def _yaml_proxy():
     import yaml
 
-    return _proxy("yaml", {"safe_load": yaml.safe_load, "safe_load_all": yaml.safe_load_all,
-                           "safe_dump": yaml.safe_dump, "safe_dump_all": yaml.safe_dump_all,
-                           "YAMLError": yaml.YAMLError})
+    return _proxy(
+        "yaml",
+        {
+            "safe_load": yaml.safe_load,
+            "safe_load_all": yaml.safe_load_all,
+            "safe_dump": yaml.safe_dump,
+            "safe_dump_all": yaml.safe_dump_all,
+            "YAMLError": yaml.YAMLError,
+        },
+    )
 
 
 _attrgetter.__module__ = _methodcaller.__module__ = "operator"

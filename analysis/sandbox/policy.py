@@ -51,11 +51,74 @@ NOTHING = _Nothing()
 # builtins, shutil, io, importlib, pickle, socket, ... (a test pins this), so reaching them
 # cannot hand out anything the guarded path would refuse.
 FAST_ATTRS = frozenset(
-    ["get", "items", "keys", "values", "append", "extend", "add", "update", "setdefault", "discard", "insert", "startswith", "endswith", "strip", "lstrip", "rstrip", "split", "rsplit", "lower", "upper", "isdigit", "isalpha", "shape", "dtype", "ndim", "size", "T", "iloc", "loc", "at", "iat", "columns", "real", "imag", "x", "y"]
+    [
+        "get",
+        "items",
+        "keys",
+        "values",
+        "append",
+        "extend",
+        "add",
+        "update",
+        "setdefault",
+        "discard",
+        "insert",
+        "startswith",
+        "endswith",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "split",
+        "rsplit",
+        "lower",
+        "upper",
+        "isdigit",
+        "isalpha",
+        "shape",
+        "dtype",
+        "ndim",
+        "size",
+        "T",
+        "iloc",
+        "loc",
+        "at",
+        "iat",
+        "columns",
+        "real",
+        "imag",
+        "x",
+        "y",
+    ]
 )
 # Dunder methods `super().<name>(...)` may call from a user's class.
 SUPER_DUNDERS = frozenset(
-    ["__init__", "__new__", "__repr__", "__str__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__len__", "__getitem__", "__setitem__", "__delitem__", "__iter__", "__contains__", "__enter__", "__exit__", "__call__", "__init_subclass__", "__post_init__", "__setattr__", "__getattr__", "__delattr__"]
+    [
+        "__init__",
+        "__new__",
+        "__repr__",
+        "__str__",
+        "__eq__",
+        "__ne__",
+        "__lt__",
+        "__le__",
+        "__gt__",
+        "__ge__",
+        "__hash__",
+        "__len__",
+        "__getitem__",
+        "__setitem__",
+        "__delitem__",
+        "__iter__",
+        "__contains__",
+        "__enter__",
+        "__exit__",
+        "__call__",
+        "__init_subclass__",
+        "__post_init__",
+        "__setattr__",
+        "__getattr__",
+        "__delattr__",
+    ]
 )
 CLASS_BODY_DUNDERS = frozenset({"__slots__", "__hash__", "__doc__"})
 READABLE_DUNDER_NAMES = frozenset({"__name__"})
@@ -278,16 +341,16 @@ def _check_from_item(target, name: str, item: str) -> None:
 
 
 SAFE_BUILTINS = guards.build_safe_builtins(_safe_import, libraries.safe_open)
-SAFE_BUILTINS.update(
-    {GETATTR: guards.guarded_getattr, SPECIAL: guards.special_getattr, WRITE: guards.guarded_write}
-)
+SAFE_BUILTINS.update({GETATTR: guards.guarded_getattr, SPECIAL: guards.special_getattr, WRITE: guards.guarded_write})
 
 
 # ------------------------------------------------------------------------ evaluators in libraries
 # typing (string annotations / ForwardRef, reached e.g. through functools.singledispatch), patsy
 # and formulaic (statsmodels formulas) compile and eval strings with the real builtins. Their
 # module-level `compile`/`eval` are swapped for ones that apply this policy.
-_FORMULAIC_NAMES = frozenset({"__FORMULAIC_CONTEXT__", "__FORMULAIC_METADATA__", "__FORMULAIC_STATE__", "__FORMULAIC_SPEC__"})
+_FORMULAIC_NAMES = frozenset(
+    {"__FORMULAIC_CONTEXT__", "__FORMULAIC_METADATA__", "__FORMULAIC_STATE__", "__FORMULAIC_SPEC__"}
+)
 
 
 def _policy_compile(source, filename="<string>", mode="eval", flags=0, dont_inherit=False, *args, **kwargs):

@@ -239,7 +239,30 @@ def test_private_and_interpreter_internals_are_refused_at_compile_time(workspace
 
 @pytest.mark.parametrize(
     "module",
-    ["os", "sys", "subprocess", "ctypes", "importlib", "builtins", "shutil", "socket", "pickle", "marshal", "multiprocessing", "threading", "signal", "gc", "inspect", "code", "pty", "urllib", "http", "requests", "pathlib", "tempfile"],
+    [
+        "os",
+        "sys",
+        "subprocess",
+        "ctypes",
+        "importlib",
+        "builtins",
+        "shutil",
+        "socket",
+        "pickle",
+        "marshal",
+        "multiprocessing",
+        "threading",
+        "signal",
+        "gc",
+        "inspect",
+        "code",
+        "pty",
+        "urllib",
+        "http",
+        "requests",
+        "pathlib",
+        "tempfile",
+    ],
 )
 def test_unsafe_modules_cannot_be_imported(workspace, module):
     with pytest.raises(PolicyError, match=f"Importing '{module}' is not allowed"):
