@@ -18,6 +18,11 @@ from codingagent.lib.http import AuthedHtmxRequest, get_object_or_403
 from projects.models import Project
 
 
+def _form_errors(form) -> str:
+    """Every message of an invalid form, in one line (for flash messages and the composer)."""
+    return " ".join(message for messages_ in form.errors.values() for message in messages_)
+
+
 def _can_edit(*, user, session: AnalysisSession) -> bool:
     return selectors.session_editable_qs_for(user=user).filter(pk=session.pk).exists()
 
@@ -82,7 +87,7 @@ def session_create(request: AuthedHtmxRequest, project_pk: int) -> HttpResponse:
     )
     form = SessionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, _form_errors(form))
         return redirect(project)
     session = services.session_create(project=project, user=request.user, **form.cleaned_data)
     return redirect(session)
@@ -96,7 +101,7 @@ def session_update(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         services.session_update(session=session, user=request.user, **form.cleaned_data)
     else:
-        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, _form_errors(form))
     return redirect(session)
 
 
@@ -125,7 +130,7 @@ def run_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             error = " ".join(exc.messages)
     else:
-        error = " ".join(e for errs in form.errors.values() for e in errs)
+        error = _form_errors(form)
     if not request.htmx:
         if error:
             messages.error(request, error)

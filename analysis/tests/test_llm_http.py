@@ -22,6 +22,19 @@ def allow_http_model(monkeypatch):
     monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
 
 
+def _ask_through_endpoint(llm: LoopbackLLM, settings, *, project, user, question: str) -> Run:
+    """Point the app at the loopback endpoint, ask in a new session, and let a real worker process the run."""
+    settings.LLM_BASE_URL, settings.LLM_MODEL, settings.OPENROUTER_API_KEY = llm.base_url, "loop-model", ""
+    session = AnalysisSessionFactory(project=project, user=user, model="local:loop-model")
+    run = run_start(session=session, user=user, question=question)
+    worker = Worker(worker_id="http-test")
+    try:
+        worker.run_forever(once=True)
+    finally:
+        worker.close()
+    return run
+
+
 def test_a_local_endpoint_drives_a_full_run_with_tool_calls_and_usage(
     settings, allow_http_model, project, alice, sales
 ):
@@ -32,14 +45,7 @@ def test_a_local_endpoint_drives_a_full_run_with_tool_calls_and_usage(
         text_reply("Total quantity is **106**."),
     ]
     with LoopbackLLM(replies) as llm:
-        settings.LLM_BASE_URL, settings.LLM_MODEL, settings.OPENROUTER_API_KEY = llm.base_url, "loop-model", ""
-        session = AnalysisSessionFactory(project=project, user=alice, model="local:loop-model")
-        run = run_start(session=session, user=alice, question="total quantity?")
-        worker = Worker(worker_id="http-test")
-        try:
-            worker.run_forever(once=True)
-        finally:
-            worker.close()
+        run = _ask_through_endpoint(llm, settings, project=project, user=alice, question="total quantity?")
 
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED, run.error
@@ -71,14 +77,7 @@ def test_a_server_error_is_retried_then_reported_readably(settings, allow_http_m
     settings.AGENT_RETRY_DELAY = 0.01
     with LoopbackLLM([]) as llm:
         llm.server.RequestHandlerClass.do_POST = lambda self: self.send_error(503, "overloaded")
-        settings.LLM_BASE_URL, settings.LLM_MODEL, settings.OPENROUTER_API_KEY = llm.base_url, "loop-model", ""
-        session = AnalysisSessionFactory(project=project, user=alice, model="local:loop-model")
-        run = run_start(session=session, user=alice, question="anything")
-        worker = Worker(worker_id="http-test")
-        try:
-            worker.run_forever(once=True)
-        finally:
-            worker.close()
+        run = _ask_through_endpoint(llm, settings, project=project, user=alice, question="anything")
 
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
