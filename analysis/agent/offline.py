@@ -513,6 +513,16 @@ def _final_result_from(observation: str):
         return None
 
 
+def out_of_scope_text(question: str, datasets: list[DatasetInfo]) -> str:
+    """Why there is no plan: no data, no recognisable column (list them), or a request beyond the analyst."""
+    if not datasets:
+        return "This project has no datasets yet: upload one, then ask again."
+    if any(columns_mentioned(question, ds) for ds in datasets):
+        return OUT_OF_SCOPE
+    names = "; ".join(f"{ds.name}: {', '.join(c.name for c in ds.columns[:30])}" for ds in datasets[:5])
+    return f"I could not match a column in your question. The columns are — {names}. " + OUT_OF_SCOPE
+
+
 def offline_model(*, datasets: list[dict]) -> FunctionModel:
     infos = [DatasetInfo.from_prompt_info(d) for d in datasets]
 
@@ -520,8 +530,7 @@ def offline_model(*, datasets: list[dict]) -> FunctionModel:
         question = _question(messages)
         plan = plan_make(question, infos)
         if plan is None:
-            text = OUT_OF_SCOPE if infos else "This project has no datasets yet: upload one, then ask again."
-            return ModelResponse(parts=[TextPart(text)])
+            return ModelResponse(parts=[TextPart(out_of_scope_text(question, infos))])
         tool_return = _last_tool_return(messages)
         if tool_return is None:
             return ModelResponse(parts=[TextPart(plan.thought), ToolCallPart("run_python", {"code": plan.code})])

@@ -153,3 +153,12 @@ def test_requests_beyond_its_scope_get_a_plain_answer_and_no_code(session, pengu
     assert run.status == Run.Status.SUCCEEDED
     assert "beyond the built-in offline analyst" in run.answer
     assert not run.steps.filter(kind="code").exists()
+
+
+def test_an_unknown_column_is_named_back_with_the_columns_that_exist(session, sales, alice, shared_worker):
+    run = _ask(session, alice, "average weight by colour", shared_worker)
+
+    assert run.status == Run.Status.SUCCEEDED
+    assert "could not match a column" in run.answer
+    assert "sales.csv: order_date, Region, product, Unit Price, quantity, revenue" in run.answer
+    assert not run.steps.filter(kind="code").exists()
