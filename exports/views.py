@@ -100,7 +100,6 @@ def project_gallery(request: HttpRequest, pk: int) -> HttpResponse:
         "project": project,
         "artifacts": artifact_list_for_project(project=project),
         "can_edit": project_can_edit(project=project, user=request.user),
-        "export_formats": services.EXPORT_FORMATS,
     }
     return render(request, "exports/project_gallery.html", context)
 

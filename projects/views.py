@@ -49,7 +49,6 @@ def _project_context(request: AuthedHtmxRequest, project: Project, **extra: Any)
         "is_owner": project.my_role == ProjectMember.Role.OWNER,
         "upload_form": DatasetUploadForm(),
         "member_form": MemberAddForm(),
-        "export_formats": ["md", "json", "pdf", "ipynb"],
     }
     return {**context, **extra}
 

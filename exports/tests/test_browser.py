@@ -96,3 +96,19 @@ def test_gallery_renders_thumbnails(open_page, project, session, png, tmp_path):
 
     page.screenshot(path=str(tmp_path / "gallery.png"), full_page=True)  # kept for eyeballing with --basetemp
     assert page.locator(".artifact-thumb").count() == 2
+
+
+def test_the_export_menu_shows_progress_then_saves_the_file(open_page, project, session):
+    artifact_make(project=project, session=session, kind="plotly", body=plotly_json(), title="Sales")
+    page = open_page(reverse("analysis:session-detail", args=[session.pk]))
+
+    page.click(".export-menu > summary")
+    with page.expect_download(timeout=60000) as download_info:
+        page.click(".export-menu a[data-export='PDF report']")
+        page.wait_for_selector(".export-status[data-state='busy']", timeout=5000)
+    download = download_info.value
+
+    assert download.suggested_filename.endswith(".pdf")
+    assert Path(download.path()).read_bytes().startswith(b"%PDF")
+    page.wait_for_selector(".export-status[data-state='done']", timeout=5000)
+    assert page.inner_text(".export-status").startswith("Saved ")
