@@ -14,8 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
+# Renditions are drawn at the A4 text width (210 mm - 2 x 16 mm margins = 7 in) so the PDF shows them 1:1: fonts
+# keep their point size and the page gets 110 dpi. Larger images only cost decoding and re-encoding in the PDF engine.
+PNG_WIDTH_IN, PNG_HEIGHT_IN, PNG_DPI = 7.0, 3.9375, 110
 SUPPORTED_TRACES = ("scatter", "scattergl", "bar", "histogram", "box", "pie", "heatmap")
 _DTYPES = {"i1": "<i1", "u1": "<u1", "i2": "<i2", "u2": "<u2", "i4": "<i4", "u4": "<u4", "f4": "<f4", "f8": "<f8"}
 _PALETTE = [
@@ -214,7 +219,7 @@ def _placeholder(ax, text: str) -> None:
             bbox={"boxstyle": "round", "facecolor": "#f0f2f5", "edgecolor": "#dfe3e8"})  # fmt: skip
 
 
-def figure_draw(figure: dict[str, Any], *, width: float = 8.0, height: float = 4.5) -> Figure:
+def figure_draw(figure: dict[str, Any], *, width: float = PNG_WIDTH_IN, height: float = PNG_HEIGHT_IN) -> Figure:
     """A matplotlib Figure drawing the plotly figure dict (all traces on one axes)."""
     fig = Figure(figsize=(width, height), dpi=100)
     # Fixed margins instead of constrained layout: it costs a second full draw per chart.
@@ -264,11 +269,20 @@ def _draw_traces(fig: Figure, ax, traces: list[dict], layout: dict) -> None:
         ax.legend(fontsize=8, title=_text((layout.get("legend") or {}).get("title")) or None)
 
 
-def figure_image(figure: dict[str, Any], *, fmt: str = "png", width: float = 8.0, height: float = 4.5) -> bytes:
-    """PNG or SVG bytes of the plotly figure dict, drawn offline with matplotlib."""
+def figure_image(
+    figure: dict[str, Any], *, fmt: str = "png", width: float = PNG_WIDTH_IN, height: float = PNG_HEIGHT_IN
+) -> bytes:
+    """PNG (opaque RGB) or SVG bytes of the plotly figure dict, drawn offline with matplotlib."""
     fig = figure_draw(figure, width=width, height=height)
     buffer = io.BytesIO()
-    fig.savefig(
-        buffer, format=fmt, dpi=110 if fmt == "png" else None, metadata={"Date": None} if fmt == "svg" else None
-    )
+    if fmt != "png":
+        fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+        return buffer.getvalue()
+    # matplotlib writes RGBA; the figure is opaque, and an alpha channel makes weasyprint encode a second
+    # (mask) image per chart in every PDF export.
+    fig.set_dpi(PNG_DPI)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    rgba.convert("RGB").save(buffer, format="PNG", dpi=(PNG_DPI, PNG_DPI))
     return buffer.getvalue()

@@ -44,6 +44,13 @@ def test_common_trace_types_draw_a_non_blank_png(make):
     assert _distinct_colours(png) > 20
 
 
+def test_png_is_opaque_and_as_wide_as_the_a4_text_at_110_dpi():
+    image = Image.open(io.BytesIO(figure_image(_figure(px.line(_DF, x="x", y="y")))))
+
+    assert image.mode == "RGB"  # an alpha channel would cost the PDF a second (mask) image per chart
+    assert image.size == (770, 433)  # 7 in x 3.94 in: 210 mm page - 2 x 16 mm margins
+
+
 def test_unknown_trace_types_get_a_placeholder_text_not_a_blank_box():
     svg = figure_image(_figure(go.Figure(go.Sankey(node={"label": ["a", "b"]}))), fmt="svg").decode()
 

@@ -1,5 +1,6 @@
 """Session and project exports in every format: structure, schema, hostile content, permissions, query counts."""
 
+import gc
 import io
 import json
 import re
@@ -13,7 +14,8 @@ from django.urls import reverse
 from pypdf import PdfReader
 
 from analysis.tests.factories import AnalysisSessionFactory, RunFactory, StepFactory
-from exports.renderers import export_render
+from exports.document import export_context_build
+from exports.renderers import export_render, pdf_html
 from exports.tests.conftest import HOSTILE, SCRIPT, artifact_make, plotly_json
 from projects.models import Dataset
 
@@ -164,6 +166,27 @@ def test_pdf_shows_a_placeholder_for_chart_types_it_cannot_draw(project):
     _, _, body = export_render(target=session, fmt="pdf")
 
     assert _pdf_image_count(body) == 1  # drawn as an image holding the placeholder text, never a blank box
+
+
+def test_pdf_html_links_images_served_from_memory_and_drops_unstyled_code_spans(rich_session):
+    images: dict[str, bytes] = {}
+
+    html = pdf_html(export_context_build(target=rich_session), images)
+
+    assert len(images) == 2  # the chart and the image
+    assert all(f'src="{url}"' in html and png.startswith(b"\x89PNG") for url, png in images.items())
+    assert "data:image" not in html
+    assert '<span class="n">' not in html and '<span class="p">' not in html  # no CSS rule styles them
+    assert '<span class="nb">print</span>(final_result)' in html
+
+
+def test_pdf_export_leaves_garbage_collection_as_it_found_it(rich_session):
+    frozen = gc.get_freeze_count()
+
+    export_render(target=rich_session, fmt="pdf")
+
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
 
 
 # --- notebook -------------------------------------------------------------------------------------------------
