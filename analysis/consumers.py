@@ -4,13 +4,16 @@ Protocol: the client connects to ``/ws/sessions/<id>/?after=<last step pk it has
 (the permission selector, via ``database_sync_to_async``), joins the session group, accepts, then sends a
 snapshot of everything after the cursor. Afterwards each ``step.push`` is forwarded when it is the next step
 of its run, and anything else (a gap, an unknown run) is repaired from the database, so the client never sees
-a gap or a duplicate. Every message is a set of top-level out-of-band elements with stable ids.
+a gap or a duplicate. A ``run.update`` arrives rendered by its publisher and is forwarded as is when the client
+has every step up to the run's newest; otherwise the database repairs first. Every message is a set of
+top-level out-of-band elements with stable ids.
 """
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db.models import Q
@@ -30,21 +33,25 @@ def _db(func):
 
 
 def _render_run(*, run: Run, with_shell: bool, can_edit: bool, session: AnalysisSession | None = None) -> str:
-    context: dict = {"run": run, "with_shell": with_shell, "with_composer": session is not None}
-    if session is not None:
-        context.update(
-            session=session,
-            active_run=run if run.is_active else None,
-            can_edit=can_edit,
-            # Totals only change when a run ends; skipping the aggregate keeps status bursts cheap.
-            usage=None if run.is_active else selectors.usage_totals_for_session(session=session),
-        )
-    html = push.render_fragment("analysis/_push_run.html", context)
-    return html if (can_edit or session is None) else html.replace('id="composer"', 'id="composer-readonly"')
+    html = push.render_run_message(run=run, with_shell=with_shell, session=session)
+    return html if (can_edit or session is None) else push.readonly(html)
 
 
 class SessionConsumer(AsyncWebsocketConsumer):
     session: AnalysisSession | None = None
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch, without its hop to the process's single sync thread before every message.
+
+        That hop (``aclose_old_connections``) queues every push of every socket behind whatever holds the sync
+        thread (a sync view, a slow query), and its thread handoffs add latency under load. It is not needed
+        here: every ORM call of this consumer goes through ``database_sync_to_async``, which closes stale
+        connections in the thread that owns them.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.session_id = int(self.scope["url_route"]["kwargs"]["session_pk"])
@@ -82,17 +89,32 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=html)
 
     async def steps_batch(self, event: dict) -> None:
-        """Embedded mode: the tailer's one message per tick (steps in order, then changed runs)."""
+        """Embedded mode: the tailer's messages (steps in order, then changed runs)."""
         parts = [await self._step_html(step_event) for step_event in event["steps"]]
-        parts += [await self._run_state(run_pk) for run_pk in event["runs"]]
+        parts += [await self._run_html(run_event) for run_event in event["runs"]]
         html = "".join(parts)
         if html:
             await self.send(text_data=html)
 
     async def run_update(self, event: dict) -> None:
-        html = await self._run_state(event["run_pk"])
+        html = await self._run_html(event)
         if html:
             await self.send(text_data=html)
+
+    async def _run_html(self, event: dict) -> str:
+        """The run state as rendered by the publisher, unless it is final and this client lacks some steps.
+
+        Rendering once per change (not once per socket) keeps the web process free while many sessions change
+        at once: per-socket queries and renders in threads starve the event loop of the GIL, which delays every
+        live step of the process. A final status must not overtake steps: those the client lacks are read from
+        the database first. An active run's missing steps are still on their way, and a gap repairs itself.
+        """
+        if event["status"] not in Run.ACTIVE_STATUSES and event["last_step_pk"] > self.cursor:
+            return await self._run_state(event["run_pk"])
+        run_pk = event["run_pk"]
+        html = event["html"] if run_pk in self.ordinals else event["shell_html"]
+        self.ordinals.setdefault(run_pk, 0)
+        return html if self.can_edit else push.readonly(html)
 
     async def _step_html(self, event: dict) -> str:
         step_pk, run_pk, ordinal = event["step_pk"], event["run_pk"], event["ordinal"]

@@ -1,9 +1,10 @@
 """Publishing steps and run changes to the session's channel-layer group.
 
-The database is the source of truth; pushes are a best-effort fast path. With a shared channel layer (Redis)
-the worker publishes each saved step directly. With the in-memory layer (embedded mode) the worker is another
-process, so its publishes could never reach the web process: there ``analysis.tailer`` (inside the web
-process) reads new steps from the database and publishes them locally instead.
+The database is the source of truth; pushes are a best-effort fast path. Each step and run change is rendered
+once, by whoever saved it, never per client. With a shared channel layer (Redis) the worker publishes it
+directly. With the in-memory layer (embedded mode) the worker is another process and cannot reach the web
+process's layer: it sends the event in a datagram, and ``analysis.tailer`` (inside the web process) forwards
+it, or reads it from the database when no datagram came.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.template import Engine, engines
 
-from analysis import wakeup
-from analysis.models import Run, Step
+from analysis import selectors, wakeup
+from analysis.models import AnalysisSession, Run, Step
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,56 @@ def render_step_message(*, step: Step) -> str:
     return render_fragment("analysis/_push_step.html", {"step": step, "run": step.run})
 
 
+def render_run_message(*, run: Run, with_shell: bool, session: AnalysisSession | None = None) -> str:
+    """A run's shell (optional), its status and, given the session, the composer and usage, as an editor sees
+    them (``readonly`` adapts it for viewers). Nothing in it depends on the client, so it can be rendered once.
+    """
+    return render_fragment(
+        "analysis/_push_run.html", {**_run_context(run=run, session=session), "with_shell": with_shell}
+    )
+
+
+def _run_context(*, run: Run, session: AnalysisSession | None) -> dict:
+    if session is None:
+        return {"run": run, "with_composer": False}
+    return {
+        "run": run,
+        "with_composer": True,
+        "session": session,
+        "active_run": run if run.is_active else None,
+        # Totals only change when a run ends; skipping the aggregate keeps status bursts cheap.
+        "usage": None if run.is_active else selectors.usage_totals_for_session(session=session),
+    }
+
+
+def readonly(html: str) -> str:
+    """A run message for a viewer: the composer is shown but never becomes the form's target."""
+    return html.replace('id="composer"', 'id="composer-readonly"')
+
+
+def run_event(*, run_id: int) -> dict | None:
+    """The event for a run change, rendered once for every client of its session (None: the run is gone).
+
+    The run is read before its newest step: once the run reads as finished all of its steps are committed, so
+    a client holding every step up to ``last_step_pk`` can show this state as is, and any other client repairs
+    from the database first (see ``SessionConsumer``).
+    """
+    run = Run.objects.select_related("session").filter(pk=run_id).first()
+    if run is None:
+        return None
+    last_step_pk = run.steps.order_by("-pk").values_list("pk", flat=True).first() or 0
+    context = _run_context(run=run, session=run.session)
+    return {
+        "type": "run.update",
+        "run_pk": run.pk,
+        "session_id": run.session_id,
+        "status": run.status,
+        "last_step_pk": last_step_pk,
+        "html": render_fragment("analysis/_push_run.html", {**context, "with_shell": False}),
+        "shell_html": render_fragment("analysis/_push_run.html", {**context, "with_shell": True}),
+    }
+
+
 def step_event(*, step: Step) -> dict:
     return {
         "type": "step.push",
@@ -83,14 +134,20 @@ def step_event(*, step: Step) -> dict:
 
 
 class BackgroundPublisher:
-    """Publishes from a long-lived event loop thread, in order, without blocking the caller.
+    """Publishes from a long-lived event loop thread, in order.
 
     The worker is sync code; ``async_to_sync(group_send)`` per step would build a fresh loop (and, with
-    channels-redis, a fresh connection) each time. One loop and one queue keep Redis connections pooled, keep
-    events in the order they were saved, and keep the worker's overhead per step low.
+    channels-redis, a fresh connection) each time. One loop and one queue keep Redis connections pooled and
+    keep events in the order they were saved.
+
+    ``publish`` waits briefly for its event to be sent. Without the wait the caller's thread goes straight back
+    to CPU-bound agent work and keeps the GIL, so each Redis round trip of ``group_send`` (three per event)
+    waits out a GIL switch interval (5 ms): ~7 ms from save to sent instead of ~2 ms. If Redis is slow the
+    caller stops waiting after ``wait`` seconds and the event follows in order.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, wait: float = 0.05) -> None:
+        self.wait = wait
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue | None = None
@@ -117,17 +174,20 @@ class BackgroundPublisher:
     async def _drain(self) -> None:
         layer = get_channel_layer()
         while True:
-            group, event = await self._queue.get()
+            group, event, sent = await self._queue.get()
             try:
                 await layer.group_send(group, event)
             except Exception:  # best-effort: the DB has the data and reconnects repair
                 logger.exception("Publishing to %s failed", group)
             finally:
+                sent.set()
                 self._queue.task_done()
 
     def publish(self, group: str, event: dict) -> None:
         self._ensure()
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, (group, event))
+        sent = threading.Event()
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (group, event, sent))
+        sent.wait(self.wait)
 
     def flush(self, timeout: float = 5.0) -> None:
         if self._loop is None or self._queue is None:
@@ -162,8 +222,11 @@ def step_push(*, step: Step) -> None:
 
 
 def run_push(*, run_id: int) -> None:
-    session_id = Run.objects.filter(pk=run_id).values_list("session_id", flat=True).first()
-    if session_id is not None:
-        _group_send(session_id, {"type": "run.update", "run_pk": run_id})
-        if not layer_is_shared():
-            wakeup.wake_send()
+    """Publish a run change, rendered once here rather than by each client's consumer."""
+    event = run_event(run_id=run_id)
+    if event is None:
+        return
+    if not layer_is_shared():
+        wakeup.wake_send(json.dumps(event).encode())  # the web process's tailer forwards it (see step_push)
+        return
+    _group_send(event["session_id"], event)

@@ -96,10 +96,11 @@ def make_responder(steps: int):
 # --- one measurement -------------------------------------------------------------------------------
 
 
-late_from: dict[int, int] = {}
-
-
-async def client(port: int, session_id: int, cookie: str, arrivals: dict[int, float], ready: asyncio.Event):
+async def client(
+    port: int, session_id: int, cookie: str, arrivals: dict[int, float], ready: asyncio.Event, late: list[int]
+):
+    """Records each step's first arrival until the run's final status (BENCH_DEBUG: and 1 s after, to catch
+    steps arriving late, which the page would show after the run had ended)."""
     reader, writer = await ws_connect("127.0.0.1", port, f"/ws/sessions/{session_id}/?after=0", cookie)
     ready.set()
     deadline = None
@@ -116,11 +117,11 @@ async def client(port: int, session_id: int, cookie: str, arrivals: dict[int, fl
             for pk in re.findall(r'data-step-pk="(\d+)"', message):
                 if int(pk) in arrivals and os.environ.get("BENCH_DEBUG"):
                     print("duplicate", pk)
+                if deadline is not None:
+                    late.append(int(pk))
                 arrivals.setdefault(int(pk), now)
             if deadline is None and re.search(r'data-status="(succeeded|failed|cancelled)"', message):
                 deadline = time.monotonic() + (1.0 if os.environ.get("BENCH_DEBUG") else 0.0)
-                if os.environ.get("BENCH_DEBUG"):
-                    late_from[session_id] = len(arrivals)
     finally:
         writer.close()
 
@@ -137,9 +138,11 @@ async def measure(*, n_sessions: int, port: int, users, steps: int) -> list[floa
         lambda: [AnalysisSessionFactory(project=project, user=alice) for _ in range(n_sessions)]
     )()
     arrivals: dict[int, float] = {}
+    late: list[int] = []
     readies = [asyncio.Event() for _ in sessions]
     tasks = [
-        asyncio.create_task(client(port, s.pk, cookie, arrivals, r)) for s, r in zip(sessions, readies, strict=True)
+        asyncio.create_task(client(port, s.pk, cookie, arrivals, r, late))
+        for s, r in zip(sessions, readies, strict=True)
     ]
     await asyncio.gather(*(r.wait() for r in readies))
     await asyncio.sleep(0.5)
@@ -156,6 +159,8 @@ async def measure(*, n_sessions: int, port: int, users, steps: int) -> list[floa
             )
         )()
         print(f"  WARNING: {len(missing)} step(s) never arrived: {info[:10]}")
+    if late:
+        print(f"  WARNING: {len(late)} step(s) arrived after their run's final status: {late[:10]}")
     if os.environ.get("BENCH_DEBUG"):
         kinds = await sync_to_async(lambda: dict(Step.objects.filter(pk__in=created).values_list("pk", "ordinal")))()
         slow = sorted(

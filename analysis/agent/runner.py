@@ -177,21 +177,26 @@ def result_steps_save(*, deps: AgentDeps, result: dict) -> None:
             data={"traceback": traceback_trimmed(error.get("traceback") or ""), "killed": result.get("killed_reason")},
         )
     for payload in result.get("artifacts") or []:
-        # One transaction: the step is published on commit, so the page receives it with its artifact linked.
-        with transaction.atomic():
-            step = services.step_create(
-                run=run, kind=Step.Kind.ARTIFACT, content="", data={"kind": payload.get("kind")}
+        services.db_retry(lambda payload=payload: artifact_step_save(deps=deps, payload=payload))
+
+
+def artifact_step_save(*, deps: AgentDeps, payload: dict) -> None:
+    """One transaction: the step is published on commit, so the page receives it with its artifact linked.
+    (Retried whole by the caller when SQLite is busy: inside a transaction a single statement cannot be.)"""
+    with transaction.atomic():
+        step = services.step_create(
+            run=deps.run, kind=Step.Kind.ARTIFACT, content="", data={"kind": payload.get("kind")}
+        )
+        try:
+            artifact = services.artifact_create_from_sandbox(
+                run=deps.run, step=step, payload=payload, workspace=deps.workspace
             )
-            try:
-                artifact = services.artifact_create_from_sandbox(
-                    run=run, step=step, payload=payload, workspace=deps.workspace
-                )
-            except (ValueError, OSError) as exc:
-                step.content = f"Could not store this output: {exc}"
-            else:
-                step.content = artifact.title
-                step.data = {**step.data, "artifact_id": artifact.pk}
-            step.save(update_fields=["content", "data"])
+        except (ValueError, OSError) as exc:
+            step.content = f"Could not store this output: {exc}"
+        else:
+            step.content = artifact.title
+            step.data = {**step.data, "artifact_id": artifact.pk}
+        step.save(update_fields=["content", "data"])
 
 
 async def run_python(ctx: RunContext[AgentDeps], code: str) -> str:
