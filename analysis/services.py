@@ -24,9 +24,10 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from analysis import locks, push
+from analysis import locks
 from analysis.agent.models import model_choices
 from analysis.models import AnalysisSession, Artifact, Run, Step
+from analysis.streaming import push
 from projects.models import Project
 
 logger = logging.getLogger(__name__)

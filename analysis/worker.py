@@ -22,9 +22,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
-from analysis import locks, push, services, signals
+from analysis import locks, services, signals
 from analysis.agent.runner import AgentOutcome, Executor, RunController, agent_execute
 from analysis.models import Run
+from analysis.streaming import push
 from projects.models import Dataset
 
 logger = logging.getLogger(__name__)

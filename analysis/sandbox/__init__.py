@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from analysis.sandbox.kernel import (
+from analysis.sandbox.host import (
     REQUIRED_LAYERS,
     ForkServer,
     Sandbox,

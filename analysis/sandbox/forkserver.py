@@ -1,7 +1,7 @@
 """The fork server: a template process that imports the analysis libraries once, then forks
 a warm kernel for each session on request.
 
-Started by the host (see `kernel.ForkServer`) with an environment built from scratch and a
+Started by the host (see `host.ForkServer`) with an environment built from scratch and a
 SOCK_SEQPACKET control socket. Requests are JSON records; a spawn request carries the
 kernel's end of a socketpair as SCM_RIGHTS, and the reply carries a pidfd for the new kernel
 so the host can kill it without a pid-reuse race.
@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from analysis.sandbox import capture, isolation, worker
+from analysis.sandbox import capture, isolation, kernel
 
 # fmt: off
 PREIMPORTS = [
@@ -129,7 +129,7 @@ class Server:
                 data, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 1)
                 theirs.close()
                 if data and len(fds) == 1:
-                    worker.kernel_main(fds[0], json.loads(data), self.read_paths, self.policy_module)
+                    kernel.kernel_main(fds[0], json.loads(data), self.read_paths, self.policy_module)
             finally:
                 os._exit(0)
         theirs.close()
@@ -160,7 +160,7 @@ class Server:
             if pid == 0:  # the kernel
                 try:
                     self.ctrl.close()
-                    worker.kernel_main(sock_fd, request, self.read_paths, self.policy_module)
+                    kernel.kernel_main(sock_fd, request, self.read_paths, self.policy_module)
                 finally:
                     os._exit(0)
             self.children.add(pid)

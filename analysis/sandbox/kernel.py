@@ -1,364 +1,225 @@
-"""Host side of the sandbox: the fork server client, one kernel process per Sandbox, and the
-public `Sandbox` API. Nothing here imports the analysis libraries or Django."""
+"""The kernel: a process forked from the fork server that locks itself down, then executes
+cells on request, keeping their variables in one namespace until it dies.
+
+Runs as the child of `forkserver`; talks to the host only through `sock` with the
+length-prefixed JSON of `protocol`.
+"""
 
 from __future__ import annotations
 
-import atexit
-import json
+import importlib
 import os
-import select
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from typing import Any
 
-from analysis.sandbox import protocol
-from analysis.sandbox.result import Limits, Result
+from analysis.sandbox import capture, isolation, protocol
 
-POLICY_MODULE = "analysis.sandbox.policy"
-PRIVATE_TMP = ".sandbox-tmp"  # the kernel's temp dir inside the workspace, see worker.PRIVATE_TMP
-REQUIRED_LAYERS = ("rlimits", "network_namespace", "landlock", "seccomp", "no_new_privs")
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from analysis.sandbox.forkserver import main; main(int(sys.argv[2]), sys.argv[3])"
+PRIVATE_TMP = ".sandbox-tmp"
+_DEV_FILES = {"/dev/null": isolation.FS_READ_FILE | isolation.FS_WRITE_FILE, "/dev/urandom": isolation.FS_READ_FILE}
+_SYSTEM_READ_PATHS = ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/share/zoneinfo", "/etc/localtime"]
 
 
-class SandboxError(Exception):
-    """The sandbox could not start a kernel."""
+def _detach_from_server(sock_fd: int) -> None:
+    """Drop everything inherited from the fork server except the kernel's own socket: above all
+    the control socket, through which a kernel could otherwise ask for new kernels."""
+    os.setsid()
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    keep = sorted({0, 1, 2, sock_fd})
+    for low, high in zip(keep, keep[1:] + [2**20], strict=True):
+        if high > low + 1:
+            os.closerange(low + 1, high)
 
 
-class SandboxIsolationError(SandboxError):
-    """require_isolation was set and some isolation layer is not active on this machine."""
+def _prepare_workspace(workspace: str, as_root: bool) -> str:
+    """Enter the workspace, give it a fresh private temp dir, and hand it to the sandbox uid."""
+    os.chdir(workspace)
+    tmp = os.path.join(workspace, PRIVATE_TMP)
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.mkdir(tmp, 0o700)
+    if as_root:
+        for root, dirs, files in os.walk(workspace):
+            for name in [*dirs, *files]:
+                path = os.path.join(root, name)
+                if os.lstat(path).st_uid != isolation.SANDBOX_UID:
+                    os.chown(path, isolation.SANDBOX_UID, isolation.SANDBOX_GID, follow_symlinks=False)
+        os.chown(workspace, isolation.SANDBOX_UID, isolation.SANDBOX_GID)
+    return tmp
 
 
-def clean_environment(home: str) -> dict[str, str]:
-    """The fork server's whole environment, built from scratch so no host secret leaks in."""
-    one = "1"
-    return {
-        "PATH": "/usr/bin:/bin",
-        "HOME": home,
-        "TMPDIR": home,
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": os.path.join(home, "matplotlib"),
-        "OMP_NUM_THREADS": one,
-        "OPENBLAS_NUM_THREADS": one,
-        "MKL_NUM_THREADS": one,
-        "NUMEXPR_NUM_THREADS": one,
-        "VECLIB_MAXIMUM_THREADS": one,
-        "PYTHONDONTWRITEBYTECODE": one,
-        "PYTHONNOUSERSITE": one,
-        "PYTHONHASHSEED": "0",
-        "ARROW_DEFAULT_MEMORY_POOL": "system",  # jemalloc/mimalloc reserve 1 GiB of address space up front
-        "JE_ARROW_MALLOC_CONF": "background_thread:false",
-        "JOBLIB_MULTIPROCESSING": "0",  # n_jobs>1 runs sequentially instead of failing to fork
-    }
-
-
-class ForkServer:
-    """A running fork server process. Thread-safe; one per host process is enough."""
-
-    def __init__(self, *, policy_module: str = POLICY_MODULE, startup_timeout: float = 120.0) -> None:
-        self.home = tempfile.mkdtemp(prefix="sandbox-forkserver-")
-        os.makedirs(os.path.join(self.home, "matplotlib"))
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._lock = threading.Lock()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", _BOOT, PROJECT_ROOT, str(theirs.fileno()), policy_module],
-            env=clean_environment(self.home),
-            cwd=self.home,
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
+def lock_down(workspace: str, limits: dict[str, Any], read_paths: list[str]) -> list[isolation.Layer]:
+    """Apply the per-kernel OS layers, in the only order that works (see `isolation`)."""
+    as_root = os.geteuid() == 0
+    tmp = _prepare_workspace(workspace, as_root)
+    ruleset = isolation.LandlockRuleset()
+    for path in [*read_paths, *_SYSTEM_READ_PATHS]:
+        ruleset.allow(path, isolation.READ_ONLY | isolation.FS_EXECUTE)
+    for path, access in _DEV_FILES.items():
+        ruleset.allow(path, access)
+    ruleset.allow(workspace, isolation.READ_WRITE)
+    layers = [
+        isolation.apply_rlimits(
+            memory_mb=limits["memory_mb"], file_size_mb=limits["file_size_mb"], open_files=limits["open_files"]
         )
-        theirs.close()
-        self.ctrl = ours
-        ready, _ = self._recv(startup_timeout)
-        if not ready.get("ready"):
-            self.close()
-            raise SandboxError(f"fork server failed to start: {ready}")
-        self.layers: list[dict[str, Any]] = ready["layers"]
-        self.import_failures: list[str] = ready["import_failures"]
-        self.startup_seconds: float = ready["startup_seconds"]
-
-    def _recv(self, timeout: float) -> tuple[dict[str, Any], list[int]]:
-        readable, _, _ = select.select([self.ctrl], [], [], timeout)
-        if not readable:
-            raise SandboxError("fork server did not answer in time")
-        data, fds, _, _ = socket.recv_fds(self.ctrl, 1 << 16, 4)
-        if not data:
-            raise SandboxError("fork server exited")
-        return json.loads(data), fds
-
-    def _call(
-        self, request: dict[str, Any], fds: list[int] = (), timeout: float = 10.0
-    ) -> tuple[dict[str, Any], list[int]]:
-        with self._lock:
-            socket.send_fds(self.ctrl, [json.dumps(request).encode()], list(fds))
-            return self._recv(timeout)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def spawn(self, kernel_end: socket.socket, workspace: str, limits: Limits) -> tuple[int, int | None]:
-        request = {"op": "spawn", "workspace": workspace, "limits": limits.to_dict()}
-        reply, fds = self._call(request, [kernel_end.fileno()])
-        if not reply.get("ok"):
-            raise SandboxError(f"fork server refused to spawn: {reply.get('error')}")
-        return int(reply["pid"]), (fds[0] if fds else None)
-
-    def exit_status(self, pid: int, wait: float = 1.0) -> dict[str, int] | None:
-        reply, _ = self._call({"op": "status", "pid": pid, "wait": wait}, timeout=wait + 5)
-        return reply.get("status")
-
-    def kill(self, pid: int) -> None:
-        self._call({"op": "kill", "pid": pid})
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.ctrl.close()
-        subprocess.run(["rm", "-rf", "--one-file-system", self.home], check=False)
+    ]
+    needs_search = not all(isolation.path_searchable_by_other(p) for p in [workspace, *read_paths])
+    layers.append(isolation.apply_uid_drop(keep_read_search=needs_search and ruleset.fd >= 0))
+    isolation.set_parent_death_signal()  # the uid change cleared it
+    layers.append(isolation.apply_no_new_privs())
+    layers.append(ruleset.restrict_self(f"read-only: interpreter and libraries; read-write: workspace {workspace}"))
+    layers.append(isolation.apply_seccomp())
+    os.environ.update(HOME=workspace, TMPDIR=tmp)
+    tempfile.tempdir = tmp
+    return layers
 
 
-_default_server: ForkServer | None = None
-_default_lock = threading.Lock()
-
-
-def default_server() -> ForkServer:
-    """The process-wide fork server, started on first use (and again if it died)."""
-    global _default_server
-    with _default_lock:
-        if _default_server is None or not _default_server.alive():
-            _default_server = ForkServer()
-            atexit.register(_default_server.close)
-        return _default_server
-
-
-class KernelProcess:
-    """One live kernel: its socket, pid and (where the OS has them) pidfd."""
-
-    def __init__(self, server: ForkServer, workspace: str, limits: Limits, hello_timeout: float = 30.0) -> None:
-        self.server = server
-        self.workspace = workspace
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+class Kernel:
+    def __init__(self, sock: socket.socket, policy: Any, limits: dict[str, Any]) -> None:
+        self.sock = sock
+        self.policy = policy
+        self.limits = limits
+        self.namespace: dict[str, Any] = {}
+        # Opened before lock_down, which puts /proc out of reach.
+        self._status_fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            self.pid, self.pidfd = server.spawn(theirs, workspace, limits)
-        finally:
-            theirs.close()
-        self.sock = ours
-        self.dead = False
-        try:
-            hello = protocol.recv_msg(ours, max_bytes=1 << 20, deadline=time.monotonic() + hello_timeout)
-        except (protocol.ProtocolError, protocol.Deadline) as exc:
-            self.kill()
-            raise SandboxError(f"kernel failed to start: {type(exc).__name__}: {exc}") from None
-        if not isinstance(hello, dict) or not hello.get("hello"):
-            self.kill()
-            raise SandboxError(f"kernel failed to start: {hello.get('error') if isinstance(hello, dict) else hello}")
-        self.layers: list[dict[str, Any]] = [layer for layer in hello["layers"] if isinstance(layer, dict)]
+            self._clear_refs_fd = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            self._clear_refs_fd = -1
 
-    def kill(self) -> None:
-        """SIGKILL the kernel; safe from any thread and idempotent."""
-        if self.dead:
-            return
-        self.dead = True
-        try:
-            if self.pidfd is not None:
-                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-            else:
-                self.server.kill(self.pid)
-        except (OSError, SandboxError):
-            pass
-
-    def wait_dead(self, timeout: float = 2.0) -> None:
-        if self.pidfd is not None:
-            select.select([self.pidfd], [], [], timeout)
-
-    def close(self) -> None:
-        self.kill()
-        self.wait_dead()
-        self.sock.close()
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
-        # rmtree works through directory fds without following symlinks, so a kernel's leftovers cannot
-        # redirect it; the kernel is dead by now, so nothing races with it.
-        shutil.rmtree(os.path.join(self.workspace, PRIVATE_TMP), ignore_errors=True)
-
-
-def _killed(reason: str, message: str, error_type: str) -> Result:
-    return Result(ok=False, error={"type": error_type, "message": message, "traceback": ""}, killed_reason=reason)
-
-
-class Sandbox:
-    """A notebook-like kernel for one analysis session.
-
-    Variables persist between `run` calls until `reset()` or a limit kill; the first result
-    after a kill says `state_lost=True` with the reason.
-    """
-
-    def __init__(
-        self,
-        workspace: str | os.PathLike[str],
-        limits: Limits | None = None,
-        *,
-        require_isolation: bool = False,
-        server: ForkServer | None = None,
-    ) -> None:
-        self.workspace = os.path.realpath(workspace)
-        if not os.path.isdir(self.workspace):
-            raise SandboxError(f"workspace {self.workspace} is not a directory")
-        self.limits = limits or Limits()
-        self.require_isolation = require_isolation
-        self._server = server
-        self._kernel: KernelProcess | None = None
-        self._lock = threading.Lock()
-        self._cancelled = False
-        self._running: KernelProcess | None = None
-        self._lost_reason: str | None = None
-
-    def __enter__(self) -> Sandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def layers(self) -> list[dict[str, Any]]:
-        """Isolation layers of the current kernel (starting one if needed), plus the fork server's."""
-        with self._lock:
-            return self._ensure_kernel().layers
-
-    def _ensure_kernel(self) -> KernelProcess:
-        if self._kernel is None or self._kernel.dead:
-            server = self._server or default_server()
-            kernel = KernelProcess(server, self.workspace, self.limits)
-            kernel.layers = server.layers + kernel.layers
-            if self.require_isolation:
-                missing = [
-                    f"{layer['name']} ({layer['detail']})"
-                    for layer in kernel.layers
-                    if not layer["active"]
-                    and (layer["name"] in REQUIRED_LAYERS or layer["name"] == "unprivileged_uid" and os.geteuid() == 0)
-                ]
-                if missing:
-                    kernel.close()
-                    raise SandboxIsolationError(
-                        "Refusing to run code: required sandbox isolation is missing on this machine: "
-                        + "; ".join(missing)
-                        + ". Fix the host, or allow weak isolation explicitly (SANDBOX_ALLOW_WEAK=1)."
-                    )
-            self._kernel = kernel
-        return self._kernel
-
-    def run(self, code: str) -> Result:
-        with self._lock:
-            kernel = self._ensure_kernel()
-            self._cancelled = False
-            started = time.monotonic()
-            self._running = kernel
+    def serve(self) -> None:
+        while True:
             try:
-                result = self._execute(kernel, code, started)
-            finally:
-                self._running = None
-            result.duration = round(time.monotonic() - started, 6)
-            if result.killed_reason:
-                self._discard_kernel()
-                result.state_lost = True
-                result.state_lost_reason = result.error["message"] if result.error else result.killed_reason
-                self._lost_reason, lost_now = result.state_lost_reason, None
-            else:
-                lost_now, self._lost_reason = self._lost_reason, None
-                if lost_now:
-                    result.state_lost, result.state_lost_reason = True, f"previous execution: {lost_now}"
-            return result
-
-    def _execute(self, kernel: KernelProcess, code: str, started: float) -> Result:
-        limits = self.limits
-        try:
-            protocol.send_msg(kernel.sock, {"op": "run", "code": code})
-            message = protocol.recv_msg(
-                kernel.sock, max_bytes=limits.result_bytes + 1024, deadline=started + limits.timeout
-            )
-            return Result.from_worker(message)
-        except protocol.Deadline:
-            kernel.kill()
-            return _killed(
-                "timeout",
-                f"Execution exceeded the {limits.timeout:g} s time limit; the kernel was restarted and variables were lost",
-                "TimeoutError",
-            )
-        except (protocol.PeerClosed, BrokenPipeError, ConnectionResetError):
-            if self._cancelled:
-                return _killed(
-                    "cancelled",
-                    "Execution was cancelled; the kernel was restarted and variables were lost",
-                    "CancelledError",
+                request = protocol.recv_msg(self.sock, max_bytes=protocol.MAX_REQUEST_BYTES)
+            except protocol.ProtocolError:
+                return
+            if not isinstance(request, dict) or request.get("op") != "run":
+                protocol.send_msg(
+                    self.sock, {"ok": False, "error": {"type": "ProtocolError", "message": "bad request"}}
                 )
-            return self._died(kernel)
-        except (protocol.ProtocolError, ValueError, TypeError) as exc:
-            kernel.kill()
-            return _killed(
-                "protocol",
-                f"The kernel sent an invalid result ({exc}); it was restarted and variables were lost",
-                "SandboxProtocolError",
-            )
+                continue
+            try:
+                result = self.run(str(request.get("code", "")))
+            except BaseException as exc:  # a bug of ours, reported rather than dying silently
+                sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+                result = {"ok": False, "error": capture.internal_error_dict(exc), "killed_reason": "crashed"}
+            self._send(result)
+            if result.get("killed_reason"):
+                return
 
-    def _died(self, kernel: KernelProcess) -> Result:
-        kernel.dead = True
-        kernel.wait_dead()
+    def _send(self, result: dict[str, Any]) -> None:
+        data = protocol.encode(result)
+        if len(data) > self.limits["result_bytes"]:
+            result = {
+                "ok": False,
+                "stdout": result.get("stdout", ""),
+                "stderr": result.get("stderr", ""),
+                "error": {
+                    "type": "ResultTooLarge",
+                    "message": f"The result ({len(data)} bytes) exceeds the {self.limits['result_bytes']} byte cap; "
+                    "artifacts were dropped. Make fewer or smaller figures and tables.",
+                    "traceback": "",
+                },
+            }
+            data = protocol.encode(result)
+        self.sock.sendall(data)
+
+    def _peak_memory(self) -> int:
+        status = os.pread(self._status_fd, 8192, 0).decode()
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def run(self, code: str) -> dict[str, Any]:
+        if self._clear_refs_fd >= 0:
+            os.pwrite(self._clear_refs_fd, b"5", 0)  # reset the peak RSS counter for this run
+        isolation.set_cpu_budget(self.limits["cpu_seconds"] or self.limits["timeout"])
+        before = capture.workspace_snapshot()
+        previous_final = self.namespace.pop("final_result", _MISSING)
+        out, err = capture.CappedWriter(self.limits["output_bytes"]), capture.CappedWriter(self.limits["output_bytes"])
+        result: dict[str, Any] = {"ok": True, "error": None, "artifacts": [], "final_result": None, "display": None}
+        sys.stdout, sys.stderr = out, err
         try:
-            status = kernel.server.exit_status(kernel.pid) or {}
-        except (SandboxError, OSError):  # the fork server itself is gone (its kernels die with it)
-            status = {}
-        sig = status.get("signal")
-        if sig == signal.SIGXCPU:
-            cpu = self.limits.cpu_seconds or self.limits.timeout
-            return _killed(
-                "cpu",
-                f"Execution exceeded the {cpu:g} s CPU time limit; the kernel was restarted and variables were lost",
-                "TimeoutError",
-            )
-        what = f"signal {signal.Signals(sig).name}" if sig else f"exit status {status.get('exit')}"
-        return _killed(
-            "crashed",
-            f"The kernel died ({what}), most likely out of memory (limit {self.limits.memory_mb} MB) or stack; "
-            "it was restarted and variables were lost",
-            "KernelDied",
-        )
+            value = self.policy.restricted_run(code, self.namespace, filename=capture.CELL)
+            self._capture(value, result)
+        except MemoryError:
+            value = None
+            self.namespace.clear()
+            result.update(ok=False, killed_reason="memory", artifacts=[])
+            result["error"] = {
+                "type": "MemoryError",
+                "message": f"Execution exceeded the {self.limits['memory_mb']} MB memory limit; "
+                "the kernel was restarted and variables were lost",
+                "traceback": "",
+            }
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt included: the kernel carries on
+            result.update(ok=False, error=capture.error_dict(exc, code))
+            self._capture(None, result, value_known=False)  # figures and files made before the error
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        if "final_result" not in self.namespace and previous_final is not _MISSING:
+            self.namespace["final_result"] = previous_final
+        elif "final_result" in self.namespace:
+            result["final_result"] = capture.final_result_value(self.namespace["final_result"], 1_000_000)
+        result["artifacts"].extend(capture.file_artifacts(before, capture.workspace_snapshot()))
+        result.update(stdout=out.getvalue(), stderr=err.getvalue(), peak_memory=self._peak_memory())
+        return result
 
-    def _discard_kernel(self) -> None:
-        if self._kernel is not None:
-            self._kernel.close()
-            self._kernel = None
+    def _capture(self, value: Any, result: dict[str, Any], value_known: bool = True) -> None:
+        """Artifacts of a run: shown plotly figures, the last expression, open matplotlib figures."""
+        artifacts = result["artifacts"]
+        try:
+            artifacts.extend(capture.plotly_artifact(fig) for fig in capture.PLOTLY_SHOWS.drain())
+            if value_known and value is not self.policy.NOTHING and value is not None:
+                if capture.is_plotly_figure(value):
+                    artifacts.append(capture.plotly_artifact(value))
+                elif capture.is_pandas_table(value):
+                    artifacts.append(capture.table_artifact(value))
+                    result["display"] = capture.short_repr(value, 2_000)
+                else:
+                    result["display"] = capture.short_repr(value)
+            artifacts.extend(capture.matplotlib_artifacts())
+        except MemoryError:
+            raise
+        except Exception as exc:
+            sys.stderr.write(f"[sandbox] could not capture an artifact: {type(exc).__name__}: {exc}\n")
 
-    def cancel(self) -> None:
-        """Kill the running execution (from any thread); its result says it was cancelled."""
-        kernel = self._running
-        if kernel is not None:
-            self._cancelled = True
-            kernel.kill()
 
-    def reset(self) -> None:
-        """Forget all variables: the next run starts in a fresh kernel."""
-        with self._lock:
-            self._discard_kernel()
-            self._lost_reason = None
+_MISSING = object()
 
-    def close(self) -> None:
-        self.cancel()
-        with self._lock:
-            self._discard_kernel()
 
-    def __del__(self) -> None:
-        kernel = getattr(self, "_kernel", None)
-        if kernel is not None and not kernel.dead:
-            kernel.kill()
+def _target_policy(policy: Any, workspace: str) -> None:
+    """Point the policy's library wrappers at this kernel's workspace.
+
+    The fork server already wrapped the libraries (harden_libraries is process-wide); calling it
+    again here walks every module and costs 60-120 ms of copy-on-write faults per kernel, so when
+    the wrappers exist only their target is changed.
+    """
+    libraries = sys.modules.get("analysis.sandbox.libraries")
+    state = getattr(libraries, "_state", None)
+    if isinstance(state, dict) and state.get("workspace") is not None:
+        state["workspace"] = workspace
+    else:
+        policy.harden_libraries(workspace)
+
+
+def kernel_main(sock_fd: int, request: dict[str, Any], read_paths: list[str], policy_module: str) -> None:
+    """Entry point in the freshly forked child; never returns normally (the caller _exits)."""
+    _detach_from_server(sock_fd)
+    sock = socket.socket(fileno=sock_fd)
+    workspace = os.path.realpath(request["workspace"])
+    limits = request["limits"]
+    try:
+        policy = importlib.import_module(policy_module)
+        _target_policy(policy, workspace)
+        kernel = Kernel(sock, policy, limits)
+        layers = lock_down(workspace, limits, read_paths)
+    except Exception as exc:
+        protocol.send_msg(sock, {"hello": False, "error": f"{type(exc).__name__}: {exc}"})
+        return
+    protocol.send_msg(sock, {"hello": True, "pid": os.getpid(), "layers": [layer.to_dict() for layer in layers]})
+    kernel.serve()

@@ -12,9 +12,9 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
 from accounts.tests.factories import UserFactory
-from analysis import push
 from analysis.models import Run, Step
 from analysis.services import run_start
+from analysis.streaming import push
 from analysis.tests.factories import AnalysisSessionFactory, RunFactory, StepFactory
 from analysis.worker import Worker
 from codingagent.routing import websocket_urlpatterns

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from analysis import push
 from analysis.models import AnalysisSession, Run, Step
+from analysis.streaming import push
 from analysis.tests.factories import AnalysisSessionFactory, RunFactory, StepFactory
 from projects.models import ProjectMember
 from projects.tests.factories import ProjectMemberFactory

@@ -1,11 +1,11 @@
 """Hostile dataset values, titles and model text stay inert where people read them: the session page
-(with its artifact panel) and the live websocket step message built by analysis.push."""
+(with its artifact panel) and the live websocket step message built by analysis.streaming.push."""
 
 import pytest
 from django.urls import reverse
 
 from analysis.models import Step
-from analysis.push import render_step_message
+from analysis.streaming.push import render_step_message
 from exports.tests.conftest import SCRIPT
 
 pytestmark = pytest.mark.django_db

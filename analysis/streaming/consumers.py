@@ -18,9 +18,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db.models import Q
 
-from analysis import push, selectors
+from analysis import selectors
 from analysis.models import AnalysisSession, Run, Step
-from analysis.tailer import tailer
+from analysis.streaming import push
+from analysis.streaming.tailer import tailer
 
 
 def _db(func):

@@ -2,7 +2,7 @@
 
 With the in-memory channel layer the worker (another process) cannot reach this process's consumers, so
 this tailer publishes on its behalf into the local layer, as the worker does through Redis in production.
-Events rendered by the worker arrive in datagrams (``analysis.wakeup``) and are forwarded at once. A DB tick
+Events rendered by the worker arrive in datagrams (``analysis.streaming.wakeup``) and are forwarded at once. A DB tick
 for the whole process (active runs, ``MAX(pk)`` on steps) publishes whatever no datagram brought (lost, too
 large, or sent before this process listened): one tick per process, not one poll per open socket, so 50 open
 sessions cost the same as one.
@@ -27,8 +27,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db.models import Max
 
-from analysis import push, wakeup
 from analysis.models import Run, Step
+from analysis.streaming import push, wakeup
 
 logger = logging.getLogger(__name__)
 

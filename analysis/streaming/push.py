@@ -3,7 +3,7 @@
 The database is the source of truth; pushes are a best-effort fast path. Each step and run change is rendered
 once, by whoever saved it, never per client. With a shared channel layer (Redis) the worker publishes it
 directly. With the in-memory layer (embedded mode) the worker is another process and cannot reach the web
-process's layer: it sends the event in a datagram, and ``analysis.tailer`` (inside the web process) forwards
+process's layer: it sends the event in a datagram, and ``analysis.streaming.tailer`` (inside the web process) forwards
 it, or reads it from the database when no datagram came.
 """
 
@@ -19,8 +19,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.template import Engine, engines
 
-from analysis import selectors, wakeup
+from analysis import selectors
 from analysis.models import AnalysisSession, Run, Step
+from analysis.streaming import wakeup
 
 logger = logging.getLogger(__name__)
 
