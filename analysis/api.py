@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -226,7 +227,25 @@ def _run_status_and_steps(run_id: int, after: int) -> tuple[str, list[Step]]:
     return run_status, list(Step.objects.filter(run_id=run_id, ordinal__gt=after).order_by("ordinal"))
 
 
+class EventStreamRenderer(BaseRenderer):
+    """Lets content negotiation accept ``Accept: text/event-stream`` (EventSource, SSE libraries).
+
+    The stream itself is a ``StreamingHttpResponse`` and bypasses renderers; only error responses (401, 404)
+    come through here, as one ``event: error`` message a pure SSE client can still read.
+    """
+
+    media_type = "text/event-stream"
+    format = "sse"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return sse_format(event="error", data=data if isinstance(data, dict) else {"detail": data}).encode()
+
+
 class RunEventsApi(APIView):
+    # Without the event-stream renderer DRF answered 406 to the Accept header every SSE client sends.
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
     @extend_schema(
         parameters=[
             OpenApiParameter("Last-Event-ID", int, OpenApiParameter.HEADER, required=False),

@@ -103,5 +103,42 @@ def test_events_replay_a_finished_run_and_honour_last_event_id(api, project):
     assert 'event: done\ndata: {"status": "succeeded"' in body
 
 
+def test_events_answer_the_accept_header_of_standard_sse_clients(api, project):
+    run = RunFactory(session__project=project)
+    StepFactory(run=run, ordinal=1, kind="answer", content="42")
+
+    response = api.get(f"/api/v1/runs/{run.pk}/events", HTTP_ACCEPT="text/event-stream")
+    body = async_to_sync(_collect)(response)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    assert "id: 1\nevent: step" in body and "event: done" in body
+
+
+def test_events_answer_a_browser_like_accept_list(api, project):
+    run = RunFactory(session__project=project)
+    accept = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+
+    response = api.get(f"/api/v1/runs/{run.pk}/events", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+
+
+def test_events_of_another_users_run_are_a_404_an_sse_client_can_read(outsider, project):
+    run = RunFactory(session__project=project)
+
+    response = outsider.get(f"/api/v1/runs/{run.pk}/events", HTTP_ACCEPT="text/event-stream")
+
+    assert response.status_code == 404
+    assert response.content.decode().startswith("event: error\ndata: {")
+
+
+def test_events_refuse_post_with_405(api, project):
+    run = RunFactory(session__project=project)
+
+    assert api.post(f"/api/v1/runs/{run.pk}/events").status_code == 405
+
+
 async def _collect(response) -> str:
     return b"".join([chunk async for chunk in response.streaming_content]).decode()
