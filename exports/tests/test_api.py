@@ -92,3 +92,22 @@ def test_artifact_apis_refuse_post(alice, request, name, target):
 
 def test_artifact_api_needs_authentication(chart):
     assert APIClient().get(reverse("api-v1:artifact-detail", args=[chart.pk])).status_code == 401
+
+
+def test_the_export_api_accepts_the_trailing_slash_like_the_other_urls(alice, session):
+    bare = _client(alice).get(f"/api/v1/sessions/{session.pk}/export?format=json")
+    slashed = _client(alice).get(f"/api/v1/sessions/{session.pk}/export/?format=json")
+
+    assert bare.status_code == slashed.status_code == 200
+    assert slashed["Content-Type"] == bare["Content-Type"]
+
+
+def test_the_project_export_api_accepts_the_trailing_slash(alice, project):
+    response = _client(alice).get(f"/api/v1/projects/{project.pk}/export/?format=md")
+
+    assert response.status_code == 200
+    assert response.content.startswith(b"PK")  # format=md is a zip
+
+
+def test_the_export_api_with_a_slash_is_still_a_404_for_an_outsider(charlie, session):
+    assert _client(charlie).get(f"/api/v1/sessions/{session.pk}/export/?format=json").status_code == 404
