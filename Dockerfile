@@ -19,8 +19,9 @@ RUN pip install -r requirements.txt
 
 COPY . .
 # Static files are collected at build time into DATA_DIR/static (served by whitenoise).
-# DEBUG=1 only so settings import without a SECRET_KEY during the build; nothing else runs.
-RUN DEBUG=1 python manage.py collectstatic --noinput \
+# DEBUG=1 only so settings import without a SECRET_KEY during the build; STATIC_MANIFEST=1 writes the
+# content-hashed names and their gzip/brotli copies that production (DEBUG off) serves.
+RUN DEBUG=1 STATIC_MANIFEST=1 python manage.py collectstatic --noinput \
  && useradd --uid 1000 --create-home --shell /usr/sbin/nologin app \
  && mkdir -p /data/workspaces /data/media \
  && chown -R app:app /data

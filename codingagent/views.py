@@ -9,7 +9,8 @@ from channels.layers import get_channel_layer
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -51,3 +52,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     failing = [name for name, value in status.items() if value != "ok"]
     body = {"status": "ok" if not failing else "fail", "checks": status, "failing": failing}
     return JsonResponse(body, status=503 if failing else 200)
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    # Resolved per request: the hashed name exists only once collectstatic has run.
+    return HttpResponseRedirect(static("img/favicon.svg"))
