@@ -287,6 +287,7 @@ def _artifact_file(payload: dict[str, Any], workspace: str | None) -> tuple[str,
             "rows": rows,
             "shape": shape,
             "dtypes": payload.get("dtypes") or {},
+            "index_columns": int(payload.get("index_columns") or 0),  # leading columns that are row labels
             "truncated": bool(payload.get("truncated", len(rows) < (shape[0] if shape else 0))),
         }
         meta = {"shape": shape, "columns": columns}

@@ -1,7 +1,7 @@
 """Reading stored table artifacts and shaping one page of them for display.
 
-A table artifact's file is JSON ``{"columns", "rows", "shape", "dtypes", "truncated"}``
-(see the artifact storage contract). Pages are cut on the server so a large frame
+A table artifact's file is JSON ``{"columns", "rows", "shape", "dtypes", "truncated", "index_columns"}``
+(see the artifact storage contract); the first ``index_columns`` columns are the frame's row labels. Pages are cut on the server so a large frame
 never travels whole to the browser; cells are formatted here, once, so templates
 only loop over precomputed strings.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(
 class Cell:
     text: str
     css: str = ""  # "num", "null", "date" or ""
+    label: bool = False  # a row label (index level): drawn as the row's header cell
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def table_data_read(*, artifact: Artifact) -> dict[str, Any]:
         "shape": list(shape),
         "dtypes": {str(k): str(v) for k, v in (data.get("dtypes") or {}).items()},
         "truncated": truncated,
+        "index_columns": min(max(0, int(data.get("index_columns") or 0)), len(columns)),
     }
 
 
@@ -161,8 +163,10 @@ def table_page_build(*, data: dict[str, Any], page: Any = 1, sort: str = "", pag
     chunk = rows[start : start + page_size]
     numeric = [_column_is_numeric(rows, i, dtypes.get(name, "")) for i, name in enumerate(columns)]
     decimals = [column_decimals([r[i] for r in chunk if i < len(r)]) for i in range(len(columns))]
+    labels = data.get("index_columns", 0)
     cells = [
-        [cell_format(r[i] if i < len(r) else None, decimals=decimals[i], dtype=dtypes.get(columns[i], ""))
+        [replace(cell_format(r[i] if i < len(r) else None, decimals=decimals[i], dtype=dtypes.get(columns[i], "")),
+                 label=i < labels)
          for i in range(len(columns))]
         for r in chunk
     ]  # fmt: skip

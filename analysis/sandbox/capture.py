@@ -106,18 +106,45 @@ def final_result_value(value: Any, max_bytes: int) -> Any:
 
 
 def table_artifact(obj: Any) -> dict[str, Any]:
+    """A DataFrame/Series as columns + rows, its row labels (index levels) as the leading columns.
+
+    Only the default 0..n-1 RangeIndex stays hidden: describe()'s count/mean/std, a groupby's groups and
+    isna().sum()'s column names are the labels that give the numbers their meaning.
+    """
     pd = sys.modules["pandas"]
-    frame = obj.to_frame() if isinstance(obj, pd.Series) else obj
-    head = frame.head(TABLE_ROWS)
-    split = json.loads(head.to_json(orient="split", date_format="iso", default_handler=str))
+    if isinstance(obj, pd.Series):
+        obj = obj.to_frame(name="value" if obj.name is None else obj.name)
+    head = obj.head(TABLE_ROWS)
+    rows = _json_rows(head)
+    labels: list[str] = []
+    if not _is_default_index(obj.index, pd):
+        levels = pd.DataFrame({i: head.index.get_level_values(i) for i in range(head.index.nlevels)})
+        labels = ["" if name is None else _label(name) for name in obj.index.names]
+        rows = [lead + row for lead, row in zip(_json_rows(levels), rows, strict=True)]
+    level_dtypes = {label: str(obj.index.get_level_values(i).dtype) for i, label in enumerate(labels)}
     return {
         "kind": "table",
-        "columns": [str(c) for c in frame.columns],
-        "index": [str(i) for i in head.index],
-        "rows": split["data"],
+        "columns": labels + [_label(c) for c in obj.columns],
+        "index_columns": len(labels),
+        "rows": rows,
         "shape": list(obj.shape),
-        "dtypes": {str(c): str(t) for c, t in frame.dtypes.items()},
+        "dtypes": {**level_dtypes, **{_label(c): str(t) for c, t in obj.dtypes.items()}},
     }
+
+
+def _json_rows(frame: Any) -> list[list[Any]]:
+    return json.loads(frame.to_json(orient="values", date_format="iso", default_handler=str))
+
+
+def _is_default_index(index: Any, pd: Any) -> bool:
+    return isinstance(index, pd.RangeIndex) and index.name is None and index.start == 0 and index.step == 1
+
+
+def _label(name: Any) -> str:
+    """A column label as text; a MultiIndex column ("revenue", "sum") reads "revenue / sum"."""
+    if isinstance(name, tuple):
+        return " / ".join(str(part) for part in name if str(part) != "")
+    return str(name)
 
 
 def plotly_artifact(fig: Any) -> dict[str, Any]:
