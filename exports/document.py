@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from analysis.models import AnalysisSession, Artifact, Run, Step
+from codingagent.lib.markdown import markdown_blocks_separated
 from exports.artifacts import artifact_figure_read, artifact_title
 from exports.selectors import project_export_qs, session_export_qs
 from exports.tables import table_data_read
@@ -241,7 +242,8 @@ def sanitize_markdown_source(text: str) -> str:
     Markdown viewers render inline HTML, so ``<`` outside code is written as ``&lt;`` (it still reads as
     ``<``); code spans and fenced blocks are left untouched because viewers never interpret HTML there.
     """
-    parts = re.split(r"(```.*?(?:```|$)|`[^`\n]*`)", text or "", flags=re.S)
+    text = markdown_blocks_separated(text or "")  # lists right after a line render as lists in every viewer
+    parts = re.split(r"(```.*?(?:```|$)|`[^`\n]*`)", text, flags=re.S)
     cleaned = []
     for index, part in enumerate(parts):
         if index % 2:  # a code span or fenced block

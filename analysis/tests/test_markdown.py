@@ -38,3 +38,30 @@ def test_python_is_highlighted_with_classes_and_escaped():
 
     assert 'class="highlight"' in html and '<span class="kn">import</span>' in html
     assert "<b>" not in html and "&lt;b&gt;" in html
+
+
+def test_a_list_right_after_a_line_of_text_renders_as_a_list():
+    html = str(render_markdown("Revenue by region:\n- North: **1,234**\n- South: 567"))
+
+    assert "<p>Revenue by region:</p>" in html
+    assert "<ul>\n<li>North: <strong>1,234</strong></li>\n<li>South: 567</li>\n</ul>" in html
+    assert "- North" not in html
+
+
+def test_a_numbered_list_and_a_table_right_after_text_render_as_blocks():
+    html = str(render_markdown("Steps:\n1. load\n2. plot\n\nTotals:\n| a | b |\n|---|---|\n| 1 | 2 |"))
+
+    assert "<ol>\n<li>load</li>" in html
+    assert "<table>" in html and "<td>1</td>" in html
+
+
+def test_dashes_inside_fenced_code_stay_code():
+    html = str(render_markdown("Run:\n```\nx = 1\n- y\n```"))
+
+    assert "<li>" not in html and "- y" in html
+
+
+def test_a_list_item_with_a_continuation_line_stays_one_tight_list():
+    html = str(render_markdown("- a\n  more about a\n- b"))
+
+    assert html.count("<ul>") == 1 and "<p>" not in html

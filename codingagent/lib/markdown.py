@@ -9,6 +9,8 @@ executes (no ``<script>``, no ``on*`` handlers, no ``javascript:`` URLs, no raw
 
 from __future__ import annotations
 
+import re
+
 import markdown as _markdown
 import nh3
 from django.utils.html import escape
@@ -35,15 +37,39 @@ _MARKDOWN_EXTENSIONS = ["fenced_code", "tables", "sane_lists", "nl2br"]
 # Content of these tags is dropped entirely, not just unwrapped.
 _DROP_CONTENT = {"script", "style", "iframe", "object", "embed", "template", "noscript"}
 
+_LIST_ITEM = re.compile(r"^ {0,3}(?:[-*+]|\d{1,3}[.)])\s+\S")
+_TABLE_ROW = re.compile(r"^ {0,3}\|")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
 _PY_LEXER = PythonLexer()
 _FORMATTER = HtmlFormatter(cssclass="highlight", nowrap=False, classprefix="")
+
+
+def markdown_blocks_separated(text: str) -> str:
+    """``text`` with a blank line before each list or table that directly follows a paragraph line.
+
+    Models write CommonMark ("Totals:\n- North: 3\n- South: 4"); Python-Markdown (and some viewers) only start a
+    list or a table after a blank line, so these lists showed as literal "- " text. Fenced code is left alone.
+    """
+    out: list[str] = []
+    in_fence = in_block = False
+    for line in (text or "").split("\n"):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence:
+            starts = _LIST_ITEM.match(line) or _TABLE_ROW.match(line)
+            if starts and out and out[-1].strip() and not in_block:
+                out.append("")
+            in_block = bool(line.strip()) and (in_block or bool(starts))
+        out.append(line)
+    return "\n".join(out)
 
 
 def render_markdown(text: str) -> SafeString:
     """Render untrusted markdown to sanitized HTML; safe to output without escaping."""
     if not text:
         return mark_safe("")
-    html = _markdown.markdown(text, extensions=_MARKDOWN_EXTENSIONS, output_format="html")
+    html = _markdown.markdown(markdown_blocks_separated(text), extensions=_MARKDOWN_EXTENSIONS, output_format="html")
     cleaned = nh3.clean(
         html,
         tags=_ALLOWED_TAGS,

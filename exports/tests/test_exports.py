@@ -421,3 +421,22 @@ def test_pdf_shows_the_head_of_a_long_table_and_says_where_the_rest_is(project):
     text = _pdf_text(body)
     assert "row11" in text and "row12" not in text
     assert "First 12 rows shown; 28 more in the table's CSV/XLSX download" in text.replace("\n", " ")
+
+
+def test_answer_lists_are_lists_in_the_pdf_and_the_markdown_export(project):
+    run = RunFactory(
+        session=AnalysisSessionFactory(project=project), answer="Revenue by region:\n- North: 10\n- South: 20"
+    )
+    StepFactory(run=run, ordinal=1, kind="answer", content=run.answer)
+    context = export_context_build(target=run.session)
+
+    html = pdf_html(context, {})
+    _name, _type, body = export_render(target=run.session, fmt="md")
+
+    assert "<ul>\n<li>North: 10</li>\n<li>South: 20</li>\n</ul>" in html
+    markdown = (
+        zipfile.ZipFile(io.BytesIO(body))
+        .read(next(n for n in zipfile.ZipFile(io.BytesIO(body)).namelist() if n.endswith(".md")))
+        .decode()
+    )
+    assert "Revenue by region:\n\n- North: 10\n- South: 20" in markdown
