@@ -10,12 +10,17 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import numpy as np
+from matplotlib import dates as mdates
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.category import StrCategoryFormatter
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 from PIL import Image
 
 # Renditions are drawn at the A4 text width (210 mm - 2 x 16 mm margins = 7 in) so the PDF shows them 1:1: fonts
@@ -23,6 +28,12 @@ from PIL import Image
 PNG_WIDTH_IN, PNG_HEIGHT_IN, PNG_DPI = 7.0, 3.9375, 110
 SUPPORTED_TRACES = ("scatter", "scattergl", "bar", "histogram", "box", "pie", "heatmap")
 _DTYPES = {"i1": "<i1", "u1": "<u1", "i2": "<i2", "u2": "<u2", "i4": "<i4", "u4": "<u4", "f4": "<f4", "f8": "<f8"}
+# What plotly's axis autotype reads as a date: 2024, 2024-03, 2024-03-05, with an optional time and zone.
+_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+MAX_CATEGORY_TICKS = 12
+_TICK_PT = (
+    10.0  # matplotlib's default tick label size, in points  # more category labels than this overlap into a solid bar
+)
 _PALETTE = [
     "#636efa",
     "#EF553B",
@@ -69,12 +80,46 @@ def _numeric(values: Any) -> np.ndarray | None:
         return None
 
 
-def _xy(values: Any) -> list | np.ndarray:
-    """Numbers stay numbers; anything else (dates, categories) is plotted as text categories."""
-    numbers = _numeric(values)
-    if numbers is not None:
-        return numbers
+def _dates(values: Any) -> np.ndarray | None:
+    """datetime64 values when every non-empty value is a date string (as plotly writes pandas datetimes)."""
+    if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.datetime64):
+        return values
+    if isinstance(values, np.ndarray) or not len(values):
+        return None
+    parsed = []
+    for value in values:
+        if value is None or value == "":
+            parsed.append(np.datetime64("NaT"))
+            continue
+        if not isinstance(value, str) or not _DATE.match(value.strip()):
+            return None
+        text = value.strip()
+        text = text + "-01" if len(text) == 7 else text  # "2024-03": a month
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        parsed.append(np.datetime64(moment.replace(tzinfo=None), "ms"))
+    return np.array(parsed, dtype="datetime64[ms]")
+
+
+def _axis_values(values: Any, axis_type: str = "") -> np.ndarray | list[str]:
+    """Dates as datetime64, numbers (numeric strings too) as floats, anything else as text categories.
+
+    Drawing dates as categories put every date under the axis as its own label: a solid black bar.
+    """
+    if axis_type != "category":
+        dates = _dates(values) if axis_type in ("", "-", "date") else None
+        if dates is not None:
+            return dates
+        numbers = _numeric(values)
+        if numbers is not None:
+            return numbers
     return ["" if v is None else str(v) for v in values]
+
+
+def _xy(values: Any) -> list | np.ndarray:
+    return _axis_values(values)
 
 
 def _color(trace: dict, index: int, key: str = "marker") -> str:
@@ -82,7 +127,7 @@ def _color(trace: dict, index: int, key: str = "marker") -> str:
     return color if isinstance(color, str) else _PALETTE[index % len(_PALETTE)]
 
 
-def _draw_scatter(ax, trace: dict, index: int) -> None:
+def _draw_scatter(ax, trace: dict, index: int, types: tuple[str, str] = ("", "")) -> None:
     x, y = plotly_array(trace.get("x")), plotly_array(trace.get("y"))
     if y is None and x is None:
         return
@@ -93,14 +138,15 @@ def _draw_scatter(ax, trace: dict, index: int) -> None:
     mode = str(trace.get("mode") or ("lines" if len(y) > 20 else "lines+markers"))
     color = _color(trace, index, "line" if "lines" in mode and "markers" not in mode else "marker")
     label = trace.get("name") or None
+    xs, ys = _axis_values(x, types[0]), _axis_values(y, types[1])
     if "lines" in mode:
-        ax.plot(_xy(x), _xy(y), color=color, label=label, marker="o" if "markers" in mode else None, markersize=3)
+        ax.plot(xs, ys, color=color, label=label, marker="o" if "markers" in mode else None, markersize=3)
     else:
-        ax.scatter(_xy(x), _xy(y), color=color, label=label, s=14, alpha=0.8)
+        ax.scatter(xs, ys, color=color, label=label, s=14, alpha=0.8)
 
 
-def _bar_values(trace: dict) -> tuple[list[str], np.ndarray]:
-    """(category labels, summed values per category) of one bar trace, in first-seen order."""
+def _bar_values(trace: dict) -> tuple[list[Any], np.ndarray]:
+    """(categories, summed values per category) of one bar trace, in first-seen order."""
     x, y = plotly_array(trace.get("x")), plotly_array(trace.get("y"))
     cats, values = (y, x) if trace.get("orientation") == "h" else (x, y)
     if values is None:
@@ -109,39 +155,87 @@ def _bar_values(trace: dict) -> tuple[list[str], np.ndarray]:
     numbers = np.nan_to_num(numbers) if numbers is not None else np.zeros(len(values))
     if cats is None:
         cats = list(range(len(numbers)))
-    sums: dict[str, float] = {}
-    for cat, value in zip(cats, numbers, strict=False):
-        sums[str(cat)] = sums.get(str(cat), 0.0) + float(value)
+    sums: dict[Any, float] = {}
+    for cat, value in zip(_plain(cats), numbers, strict=False):
+        sums[cat] = sums.get(cat, 0.0) + float(value)
     return list(sums), np.array(list(sums.values()))
 
 
-def _draw_bars(ax, bars: list[tuple[int, dict]], *, stacked: bool) -> None:
+def _plain(values: Any) -> list[Any]:
+    """Hashable Python values (numpy scalars become int/float/str)."""
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def _bar_positions(categories: list[Any], axis_type: str) -> tuple[np.ndarray, float, list[str] | None]:
+    """(position per category, slot width, tick labels or None for a date/number axis), as plotly places bars.
+
+    Dates and numbers sit on a continuous axis at their value; text is evenly spaced categories.
+    """
+    values = _axis_values(categories, axis_type)
+    if isinstance(values, list):
+        return np.arange(len(categories), dtype=float), 1.0, values
+    positions = mdates.date2num(values) if np.issubdtype(values.dtype, np.datetime64) else values.astype(float)
+    finite = np.unique(positions[np.isfinite(positions)])
+    slot = float(np.min(np.diff(finite))) if len(finite) > 1 else 1.0
+    return positions, slot, None
+
+
+def _draw_bars(ax, bars: list[tuple[int, dict]], *, stacked: bool, layout: dict) -> None:
     """All bar traces on one shared category axis, grouped side by side or stacked."""
     series = [(index, trace, *_bar_values(trace)) for index, trace in bars]
     categories = list(dict.fromkeys(c for _, _, cats, _ in series for c in cats))
     slot_of = {c: i for i, c in enumerate(categories)}
     horizontal = any(t.get("orientation") == "h" for _, t in bars)
-    width = 0.8 if stacked else 0.8 / max(1, len(series))
+    axis_type = _axis_type(layout, "yaxis" if horizontal else "xaxis")
+    positions, slot, labels = _bar_positions(categories, axis_type)
+    if labels is None and np.issubdtype(_axis_values(categories, axis_type).dtype, np.datetime64):
+        _date_axis(ax.yaxis if horizontal else ax.xaxis)
+    width = (0.8 if stacked else 0.8 / max(1, len(series))) * slot
     base = np.zeros(len(categories))
-    for slot, (index, trace, cats, values) in enumerate(series):
+    for number, (index, trace, cats, values) in enumerate(series):
         heights = np.zeros(len(categories))
         heights[[slot_of[c] for c in cats]] = values
-        offset = 0.0 if stacked else (slot - (len(series) - 1) / 2) * width
-        positions = np.arange(len(categories)) + offset
+        offset = 0.0 if stacked else (number - (len(series) - 1) / 2) * width
         kwargs = {"color": _color(trace, index), "label": trace.get("name") or None}
         if horizontal:
-            ax.barh(positions, heights, height=width, left=base if stacked else None, **kwargs)
+            ax.barh(positions + offset, heights, height=width, left=base if stacked else None, **kwargs)
         else:
-            ax.bar(positions, heights, width=width, bottom=base if stacked else None, **kwargs)
+            ax.bar(positions + offset, heights, width=width, bottom=base if stacked else None, **kwargs)
         if stacked:
             base = base + heights
-    step = max(1, len(categories) // 30)  # never more than ~30 tick labels
-    ticks, labels = np.arange(len(categories))[::step], categories[::step]
-    if horizontal:
-        ax.set_yticks(ticks, labels)
+    if labels is not None:
+        _category_ticks(ax.yaxis if horizontal else ax.xaxis, labels, rotate=not horizontal)
+
+
+def _category_ticks(axis, labels: list[str], *, rotate: bool) -> None:
+    """At most MAX_CATEGORY_TICKS evenly spread labels; long or many ones smaller and slanted."""
+    step = max(1, math.ceil(len(labels) / MAX_CATEGORY_TICKS))
+    ticks = np.arange(len(labels))[::step]
+    shown = [label if len(label) <= 20 else label[:19] + "…" for label in labels[::step]]
+    if rotate and (len(shown) > 6 or max((len(t) for t in shown), default=0) > 10):
+        axis.set_ticks(ticks, shown, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
     else:
-        rotate = len(categories) > 6
-        ax.set_xticks(ticks, labels, rotation=30 if rotate else 0, ha="right" if rotate else "center")
+        axis.set_ticks(ticks, shown)
+
+
+def _date_axis(axis) -> None:
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    axis.set_major_locator(locator)
+    axis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _axis_type(layout: dict, name: str) -> str:
+    axis = layout.get(name) or {}
+    return str(axis.get("type") or "") if isinstance(axis, dict) else ""
+
+
+def _compact_number(value: float, _position: Any = None) -> str:
+    """Tick text that stays short: 950, 12.5k, 3.2M (matplotlib's '1e6' offset is easy to miss)."""
+    magnitude = abs(value)
+    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e4, "k")):
+        if magnitude >= limit:
+            return f"{value / limit:,.3g}{suffix}"
+    return f"{value:,.6g}"
 
 
 def _draw_histogram(ax, trace: dict, index: int) -> None:
@@ -236,6 +330,7 @@ def figure_draw(figure: dict[str, Any], *, width: float = PNG_WIDTH_IN, height: 
                          "Open the interactive chart or download its JSON.")  # fmt: skip
     else:
         _draw_traces(fig, ax, traces, layout)
+        _fit_margins(fig, ax)
         if unknown:
             ax.text(0.99, 0.01, f"not drawn: {', '.join(unknown)}", transform=ax.transAxes, ha="right",
                     va="bottom", fontsize=8, color="#9a6700")  # fmt: skip
@@ -246,9 +341,10 @@ def figure_draw(figure: dict[str, Any], *, width: float = PNG_WIDTH_IN, height: 
 
 
 def _draw_traces(fig: Figure, ax, traces: list[dict], layout: dict) -> None:
+    types = (_axis_type(layout, "xaxis"), _axis_type(layout, "yaxis"))
     drawers: dict[str, Callable[[dict, int], None]] = {
-        "scatter": lambda t, i: _draw_scatter(ax, t, i),
-        "scattergl": lambda t, i: _draw_scatter(ax, t, i),
+        "scatter": lambda t, i: _draw_scatter(ax, t, i, types),
+        "scattergl": lambda t, i: _draw_scatter(ax, t, i, types),
         "histogram": lambda t, i: _draw_histogram(ax, t, i),
         "box": lambda t, i: _draw_box(ax, t, i, position=i + 1),
         "heatmap": lambda t, i: _draw_heatmap(fig, ax, t),
@@ -256,7 +352,7 @@ def _draw_traces(fig: Figure, ax, traces: list[dict], layout: dict) -> None:
     }
     bars = [(i, t) for i, t in enumerate(traces) if t.get("type") == "bar"]
     if bars:
-        _draw_bars(ax, bars, stacked=layout.get("barmode") in ("stack", "relative"))
+        _draw_bars(ax, bars, stacked=layout.get("barmode") in ("stack", "relative"), layout=layout)
     for index, trace in enumerate(traces):
         kind = str(trace.get("type") or "scatter")
         if kind in drawers:
@@ -265,8 +361,48 @@ def _draw_traces(fig: Figure, ax, traces: list[dict], layout: dict) -> None:
         ax.set_xlabel(_text((layout.get("xaxis") or {}).get("title")))
         ax.set_ylabel(_text((layout.get("yaxis") or {}).get("title")))
         ax.grid(True, alpha=0.3)
+        _readable_axes(ax)
     if sum(1 for t in traces if t.get("name") and t.get("showlegend", True) is not False) > 1:
         ax.legend(fontsize=8, title=_text((layout.get("legend") or {}).get("title")) or None)
+
+
+def _readable_axes(ax) -> None:
+    """Dates as concise dates, numbers compact, categories thinned out, on whichever axis holds them.
+
+    Each axis is recognised by the formatter matplotlib's unit converters gave it for the data drawn.
+    """
+    for axis in (ax.xaxis, ax.yaxis):
+        formatter = axis.get_major_formatter()
+        if isinstance(formatter, mdates.AutoDateFormatter):
+            _date_axis(axis)
+        elif isinstance(formatter, StrCategoryFormatter):  # text on a scatter/line axis
+            if len(axis.get_major_locator()()) > MAX_CATEGORY_TICKS:
+                axis.set_major_locator(MaxNLocator(nbins=MAX_CATEGORY_TICKS, integer=True))
+        elif isinstance(formatter, ScalarFormatter):
+            axis.set_major_formatter(FuncFormatter(_compact_number))
+
+
+def _fit_margins(fig: Figure, ax) -> None:
+    """Room for the widest y tick label, the y title and slanted x labels (fixed margins clipped them)."""
+    low, high = ax.get_ylim()
+    locator, formatter = ax.yaxis.get_major_locator(), ax.yaxis.get_major_formatter()
+    try:
+        ticks = [t for t in locator.tick_values(low, high) if min(low, high) <= t <= max(low, high)]
+        labels = formatter.format_ticks(ticks) if ticks else []
+    except (TypeError, ValueError):
+        labels = []
+    width_in, height_in = fig.get_figwidth(), fig.get_figheight()
+    widest = max((len(str(label)) for label in labels), default=4)
+    left = (widest * 0.6 * _TICK_PT + 6 + (_TICK_PT * 1.9 if ax.get_ylabel() else 0)) / 72 + 0.1  # inches
+    bottom = 0.17 * height_in
+    slanted = [t for t in ax.get_xticklabels() if t.get_rotation() and t.get_text()]
+    if slanted:
+        reach = max(len(t.get_text()) for t in slanted) * 0.6 * slanted[0].get_fontsize() / 72 + 0.15
+        turn = math.radians(slanted[0].get_rotation())
+        bottom = reach * math.sin(turn) + (0.35 if ax.get_xlabel() else 0.1)
+        # The first label hangs left of its tick, which sits about half a slot inside the axes.
+        left = max(left, reach * math.cos(turn) - 0.5 * (width_in * 0.8) / max(1, len(ax.get_xticks())))
+    fig.subplots_adjust(left=min(0.35, max(0.08, left / width_in)), bottom=min(0.45, max(0.12, bottom / height_in)))
 
 
 def figure_image(
