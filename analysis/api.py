@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -60,8 +60,33 @@ class RunOutputSerializer(serializers.Serializer):
     duration_seconds = serializers.FloatField(allow_null=True)
 
 
+class ClaimOutputSerializer(serializers.Serializer):
+    """One number of the answer and where it came from (docs/claims.md)."""
+
+    text = serializers.CharField(help_text="the number as the answer writes it, e.g. '$1.2M' or '19.7%'")
+    span = serializers.ListField(child=serializers.IntegerField(), help_text="[start, end) offsets in the answer")
+    value = serializers.FloatField(help_text="the value the text states (19.7% is 0.197)")
+    verified = serializers.BooleanField()
+    step = serializers.IntegerField(allow_null=True, help_text="ordinal of the step that computed it")
+    source = serializers.ChoiceField(choices=["final_result", "stdout", "table"], allow_null=True)
+    location = serializers.JSONField(
+        allow_null=True, help_text='e.g. {"row": 3, "column": "revenue"}, {"line": 2} or {"path": ["West"]}'
+    )
+    computed = serializers.FloatField(required=False, help_text="the computed value it matched")
+    warning = serializers.CharField(required=False, help_text='e.g. "based on 12 rows" for a small group')
+
+
 class RunDetailOutputSerializer(RunOutputSerializer):
     steps = StepOutputSerializer(many=True, source="steps.all")
+    claims = serializers.SerializerMethodField()
+    claims_unverified = serializers.SerializerMethodField()
+
+    @extend_schema_field(ClaimOutputSerializer(many=True))
+    def get_claims(self, run: Run) -> list[dict]:
+        return ClaimOutputSerializer(selectors.run_claims(run=run), many=True).data
+
+    def get_claims_unverified(self, run: Run) -> int:
+        return sum(1 for claim in selectors.run_claims(run=run) if not claim.get("verified"))
 
 
 class UsageOutputSerializer(serializers.Serializer):
@@ -215,8 +240,15 @@ async def run_event_stream(*, run_id: int, after_ordinal: int, poll: float = SSE
             _status, steps = await sync_to_async(_run_status_and_steps)(run_id, cursor)
             for step in steps:  # steps saved between the two reads
                 yield sse_format(event="step", data=step_event_payload(step), event_id=step.ordinal)
-            run = await sync_to_async(Run.objects.get)(pk=run_id)
-            done = {"status": run.status, "answer": run.answer, "error": run.error}
+            run = await sync_to_async(Run.objects.prefetch_related("steps").get)(pk=run_id)
+            claims = selectors.run_claims(run=run)
+            done = {
+                "status": run.status,
+                "answer": run.answer,
+                "error": run.error,
+                "claims": claims,
+                "claims_unverified": sum(1 for claim in claims if not claim.get("verified")),
+            }
             yield sse_format(event="done", data=done)
             return
         await asyncio.sleep(poll)
@@ -252,7 +284,10 @@ class RunEventsApi(APIView):
             OpenApiParameter("last_event_id", int, required=False, description="Same as the Last-Event-ID header"),
         ],
         responses={(200, "text/event-stream"): OpenApiTypes.STR},
-        description="Server-Sent Events: `event: step` per step (JSON with ordinal, kind, content, data), then `event: done`.",
+        description=(
+            "Server-Sent Events: `event: step` per step (JSON with ordinal, kind, content, data), then `event: done`"
+            " (status, answer, error, claims, claims_unverified)."
+        ),
     )
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:
         run = get_object_or_404(selectors.run_qs_for(user=request.user), pk=pk)

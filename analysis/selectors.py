@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
+from analysis.claims import ValuePool
 from analysis.models import AnalysisSession, Artifact, Run, Step
 from codingagent.lib.http import get_object_or_403
 from projects.models import Dataset, Project
@@ -126,3 +128,52 @@ def conversation_for_session(*, session: AnalysisSession, before_run: Run | None
     if before_run is not None:
         qs = qs.filter(pk__lt=before_run.pk)
     return list(reversed(qs.order_by("-pk")[:limit]))
+
+
+def run_value_pool(*, run: Run) -> ValuePool:
+    """Every number the run's steps computed: final_result and printed output of each output step, and every
+    cell of each table artifact (one storage read per table)."""
+    pool = ValuePool()
+    steps = run.steps.filter(kind__in=[Step.Kind.OUTPUT, Step.Kind.ARTIFACT]).prefetch_related(
+        Prefetch("artifacts", queryset=Artifact.objects.filter(kind=Artifact.Kind.TABLE))
+    )
+    for step in steps:
+        data = step.data or {}
+        if step.kind == Step.Kind.OUTPUT:
+            if data.get("final_result") is not None:
+                pool.add_final_result(data["final_result"], step=step.ordinal, group_sizes=data.get("group_sizes"))
+            printed = "\n".join(t for t in (step.content, _display_text(data.get("display"))) if t)
+            if printed:
+                pool.add_stdout(printed, step=step.ordinal)
+        for artifact in step.artifacts.all() if step.kind == Step.Kind.ARTIFACT else []:
+            table = table_artifact_body(artifact=artifact)
+            if table:
+                pool.add_table(
+                    columns=table.get("columns") or [],
+                    rows=table.get("rows") or [],
+                    step=step.ordinal,
+                    title=artifact.title,
+                    label_columns=int(table.get("index_columns") or 0),
+                    group_sizes=table.get("group_sizes"),
+                )
+    return pool
+
+
+def _display_text(display) -> str:
+    return display if isinstance(display, str) else ""
+
+
+def table_artifact_body(*, artifact: Artifact) -> dict | None:
+    """The stored JSON of a table artifact, or None when it cannot be read (a missing or broken file)."""
+    try:
+        with artifact.file.open("rb") as fh:
+            body = json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def run_claims(*, run: Run) -> list[dict]:
+    """The claims of the run's answer (see analysis/claims.py); uses prefetched steps when there are some."""
+    answers = [s for s in run.steps.all() if s.kind == Step.Kind.ANSWER]
+    return list((answers[-1].data or {}).get("claims") or []) if answers else []

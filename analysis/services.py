@@ -24,7 +24,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from analysis import locks
+from analysis import claims, locks, selectors
 from analysis.agent.models import model_choices
 from analysis.models import AnalysisSession, Artifact, Run, Step
 from analysis.streaming import push
@@ -260,6 +260,15 @@ def step_create(*, run: Run, kind: str, content: str = "", data: dict | None = N
     step = db_retry(save)
     transaction.on_commit(lambda: push.step_push(step=step))
     return step
+
+
+def answer_step_create(*, run: Run, answer: str) -> Step:
+    """Save the run's answer with its claims: each number it states, linked to the step that computed it or flagged
+    as found nowhere (analysis/claims.py). Call it after every other step of the run is saved."""
+    answer = claims.strip_sentinels(answer)
+    pool = selectors.run_value_pool(run=run)
+    found = claims.claims_match(answer=answer, question=run.question, pool=pool)
+    return step_create(run=run, kind=Step.Kind.ANSWER, content=answer, data={"claims": found})
 
 
 def _artifact_file(payload: dict[str, Any], workspace: str | None) -> tuple[str, str, bytes, dict, str]:

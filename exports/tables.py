@@ -50,6 +50,7 @@ class TablePage:
     start: int = 0
     end: int = 0
     pages: list[int] = field(default_factory=list)
+    page_size: int = PAGE_SIZE
 
     @property
     def has_previous(self) -> bool:
@@ -182,6 +183,7 @@ def table_page_build(*, data: dict[str, Any], page: Any = 1, sort: str = "", pag
         start=start + 1 if chunk else 0,
         end=start + len(chunk),
         pages=list(range(1, num_pages + 1)) if num_pages <= 12 else [],
+        page_size=page_size,
     )
 
 

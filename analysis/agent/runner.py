@@ -294,8 +294,8 @@ async def _agent_execute_async(
                 if Agent.is_call_tools_node(node):
                     await _thoughts_save(run=run, response=node.model_response)
         answer = str(agent_run.result.output).strip() if agent_run.result else ""
-        await sync_to_async(services.step_create)(run=run, kind=Step.Kind.ANSWER, content=answer)
-        outcome.status, outcome.answer = Run.Status.SUCCEEDED, answer
+        step = await sync_to_async(services.answer_step_create)(run=run, answer=answer)
+        outcome.status, outcome.answer = Run.Status.SUCCEEDED, step.content
     except StepBudgetExceeded:
         outcome.error = (
             f"Stopped after {deps.max_tool_calls} code executions without reaching an answer (step budget). "

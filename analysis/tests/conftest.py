@@ -8,6 +8,7 @@ import pandas as pd
 import pydantic_ai.models
 import pytest
 from django.core.files.base import ContentFile
+from rest_framework.test import APIClient
 
 from analysis.tests.factories import AnalysisSessionFactory
 from analysis.worker import Worker
@@ -89,3 +90,11 @@ def worker():
     w = Worker(worker_id="test-worker")
     yield w
     w.close()
+
+
+@pytest.fixture
+def api(alice):
+    """An API client authenticated as alice."""
+    client = APIClient()
+    client.force_authenticate(alice)
+    return client

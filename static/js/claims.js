@@ -1,0 +1,88 @@
+// Numbers in answers: clicking a verified number (or Enter/Space on it) scrolls to the step that computed it and
+// highlights where: the table cell (fetching the table page that holds the row), the printed line, or final_result.
+(function () {
+  var HIGHLIGHT_MS = 4000;
+
+  function flash(el) {
+    el.classList.remove("claim-target");
+    void el.offsetWidth; // restart the highlight when the same source is clicked twice
+    el.classList.add("claim-target");
+    el.scrollIntoView({ block: "center", behavior: "smooth" });
+    setTimeout(function () { el.classList.remove("claim-target"); }, HIGHLIGHT_MS);
+  }
+
+  function stepFor(mark) {
+    var run = mark.closest(".run");
+    return run && run.querySelector('.step[data-ordinal="' + mark.dataset.claimStep + '"]');
+  }
+
+  function markLine(step, line) {
+    // The claim counts lines over the printed output followed by the displayed value (analysis/selectors.py).
+    var blocks = [step.querySelector("pre.stdout"), step.querySelector("pre.display")].filter(Boolean);
+    for (var i = 0; i < blocks.length; i++) {
+      var lines = blocks[i].textContent.split("\n");
+      if (line <= lines.length) {
+        blocks[i].textContent = "";
+        lines.forEach(function (text, index) {
+          var node = document.createTextNode(text + (index < lines.length - 1 ? "\n" : ""));
+          if (index === line - 1) {
+            var mark = document.createElement("mark");
+            mark.className = "claim-line";
+            mark.appendChild(node);
+            node = mark;
+          }
+          blocks[i].appendChild(node);
+        });
+        return blocks[i].querySelector("mark.claim-line") || blocks[i];
+      }
+      line -= lines.length;
+    }
+    return blocks[0] || step;
+  }
+
+  function tableCell(table, row, column) {
+    var headers = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+      return th.textContent.replace(/[▲▼]/g, "").trim();
+    });
+    var col = headers.indexOf(column);
+    var tr = table.querySelectorAll("tbody tr")[row - (parseInt(table.dataset.start, 10) - 1)];
+    return tr && col >= 0 ? tr.children[col] : null;
+  }
+
+  function showCell(step, row, column) {
+    var table = step.querySelector(".artifact-table");
+    if (!table) return flash(step);
+    var cell = table.dataset.sort ? null : tableCell(table, row, column);
+    if (cell) return flash(cell);
+    // Another page (or a sorted view) is showing: fetch the unsorted page that holds the row, then highlight.
+    var page = Math.floor(row / parseInt(table.dataset.pageSize, 10)) + 1;
+    htmx.ajax("GET", table.dataset.detailUrl + "?page=" + page, { target: "#" + table.id, swap: "outerHTML" })
+      .then(function () {
+        var fresh = step.querySelector(".artifact-table");
+        flash((fresh && tableCell(fresh, row, column)) || step);
+      });
+  }
+
+  function follow(mark) {
+    var step = stepFor(mark);
+    if (!step) return;
+    var work = step.closest("details");
+    if (work) work.open = true;
+    var source = mark.dataset.claimSource;
+    if (source === "table") return showCell(step, parseInt(mark.dataset.claimRow, 10), mark.dataset.claimColumn);
+    if (source === "stdout") return flash(markLine(step, parseInt(mark.dataset.claimLine, 10)));
+    flash(step.querySelector(".final-result") || step);
+  }
+
+  document.addEventListener("click", function (event) {
+    var mark = event.target.closest && event.target.closest(".claim-verified");
+    if (mark) follow(mark);
+  });
+  document.addEventListener("keydown", function (event) {
+    var mark = event.target.closest && event.target.closest(".claim-verified");
+    if (mark && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      follow(mark);
+    }
+  });
+})();
