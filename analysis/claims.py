@@ -12,7 +12,7 @@ million, …), lies within half a unit of the last digit shown: "196,817.88" mat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,8 @@ _NUMBER = re.compile(
 )
 _YEAR_MIN, _YEAR_MAX = 1900, 2100
 _SENTINELS = re.compile("[\ue000-\ue002]")
+_MARKED = re.compile("\ue000(\\d+)\ue001([^\ue000-\ue002<]*)\ue002")
+_SPAN_CLASS = re.compile(r'(<span\b[^>]*?\bclass=")([^"]*)(")')
 
 
 @dataclass(frozen=True)
@@ -363,24 +365,52 @@ def strip_sentinels(text: str) -> str:
     return _SENTINELS.sub("", text or "")
 
 
-def mark_claims(answer: str, claims: list[dict[str, Any]]) -> str:
-    """The answer with each claim's span wrapped in private-use sentinels (\\ue000 index \\ue001 … \\ue002),
-    for a renderer to turn into marks after Markdown rendering and sanitizing (they survive both as text)."""
-    text = answer or ""
+def spans_replace(text: str, claims: list[dict[str, Any]], replace: Callable[[dict[str, Any], int, str], str]) -> str:
+    """The text with each claim's span replaced by `replace(claim, index, number as written)`; claims whose span
+    does not hold their text (an edited answer) are left as they are."""
     out, cursor = [], 0
     for index, claim in enumerate(claims):
         start, end = claim.get("span") or (None, None)
         if start is None or start < cursor or end > len(text) or text[start:end] != claim["text"]:
             continue
-        out += [text[cursor:start], f"\ue000{index}\ue001", text[start:end], "\ue002"]
+        out += [text[cursor:start], replace(claim, index, text[start:end])]
         cursor = end
     out.append(text[cursor:])
     return "".join(out)
 
 
+def mark_claims(answer: str, claims: list[dict[str, Any]]) -> str:
+    """The answer with each claim's span wrapped in private-use sentinels (\\ue000 index \\ue001 … \\ue002),
+    for a renderer to turn into marks (`marks_replace`) after Markdown rendering and sanitizing, which both keep
+    them as text."""
+    return spans_replace(answer or "", claims, lambda claim, index, text: f"\ue000{index}\ue001{text}\ue002")
+
+
+def marks_replace(html: str, claims: list[dict[str, Any]], mark: Callable[[dict[str, Any], int, str], str]) -> str:
+    """Rendered (sanitized) HTML of `mark_claims` output with each marked number replaced by `mark(claim, index,
+    text)`. Class names starting with "claim" on the text's own spans are dropped first, so an answer cannot
+    dress a number up as a verified mark."""
+
+    def unclaimed(match: re.Match[str]) -> str:
+        kept = " ".join(name for name in match[2].split() if not name.startswith("claim"))
+        return f"{match[1]}{kept}{match[3]}"
+
+    html = _SPAN_CLASS.sub(unclaimed, html)
+    html = _MARKED.sub(lambda m: mark(claims[int(m[1])], int(m[1]), m[2]), html)
+    return strip_sentinels(html)
+
+
+def unverified_note(claims: list[dict[str, Any]]) -> str:
+    """ "2 numbers in this answer were not found in any computed output.", or "" when every number was found."""
+    count = sum(1 for claim in claims if not claim.get("verified"))
+    if not count:
+        return ""
+    return f"{count} number{'s' if count != 1 else ''} in this answer {'were' if count != 1 else 'was'} not found in any computed output."
+
+
 def claim_source_label(claim: dict[str, Any]) -> str:
     """Where a claim's number came from, in words: "step 5, final_result['West']", "step 7, table “Revenue”,
-    row West, column revenue", "step 3, printed output line 2", or why it is flagged."""
+    row West, column revenue", "step 3, printed output, line 2", or why it is flagged."""
     if not claim.get("verified"):
         return "not found in any computed output"
     location = claim.get("location") or {}

@@ -17,6 +17,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.text import slugify
 
+from analysis import selectors
 from analysis.models import AnalysisSession, Artifact, Run, Step
 from codingagent.lib.markdown import markdown_blocks_separated
 from exports.artifacts import artifact_figure_read, artifact_title
@@ -119,6 +120,7 @@ def _run_doc(run: Run, artifacts: dict[int, Artifact]) -> dict[str, Any]:
         "finished_at": _iso(run.finished_at),
         "steps": [_step_doc(step) for step in run.steps.all()],
         "artifacts": [_artifact_doc(a, step_ordinals=ordinals) for a in run_artifacts],
+        "claims": selectors.run_claims(run=run),
     }
 
 
@@ -179,6 +181,7 @@ class Block:
     text: str = ""
     code: CodeBlock | None = None
     artifact_ids: list[int] = field(default_factory=list)
+    claims: list[dict[str, Any]] = field(default_factory=list)  # an answer's numbers and their sources
 
 
 def run_blocks(run_doc: dict[str, Any]) -> list[Block]:
@@ -213,7 +216,7 @@ def run_blocks(run_doc: dict[str, Any]) -> list[Block]:
         blocks.append(Block(type="artifacts", artifact_ids=leftovers))
     answer = run_answer_text(run_doc)
     if answer:
-        blocks.append(Block(type="answer", text=answer))
+        blocks.append(Block(type="answer", text=answer, claims=run_doc.get("claims") or []))
     return blocks
 
 

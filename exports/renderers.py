@@ -37,6 +37,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from analysis import claims
 from analysis.models import AnalysisSession, Artifact
 from codingagent.lib.markdown import highlight_python, pygments_css, render_markdown
 from exports.document import Block, ExportContext, export_context_build, run_blocks, sanitize_markdown_source
@@ -189,7 +190,8 @@ def _md_block(block: Block, context: ExportContext, docs: dict, images: dict, le
     if block.type == "thought":
         return ["> " + sanitize_markdown_source(block.text).replace("\n", "\n> ")]
     if block.type == "answer":
-        return [f"{'#' * level} Answer", sanitize_markdown_source(block.text)]
+        text = claims.spans_replace(block.text, block.claims, _md_claim)
+        return [f"{'#' * level} Answer", sanitize_markdown_source(text), *_md_claim_sources(block.claims)]
     parts: list[str] = []
     code = block.code
     if block.type == "code" and code is not None:
@@ -204,6 +206,23 @@ def _md_block(block: Block, context: ExportContext, docs: dict, images: dict, le
     ids = code.artifact_ids if code is not None else block.artifact_ids
     parts += [_md_artifact(docs[i], context, images) for i in ids if i in docs]
     return parts
+
+
+def _md_claim(claim: dict[str, Any], index: int, text: str) -> str:
+    return text if claim.get("verified") else f"{text} **(unverified)**"
+
+
+def _md_claim_sources(found: list[dict[str, Any]]) -> list[str]:
+    """The answer's "Where the numbers come from" section: each number with its step and place, or the flag."""
+    if not found:
+        return []
+    lines = [f"- {_md_escape(c['text'])} — {_md_escape(claims.claim_source_label(c))}" for c in found]
+    note = claims.unverified_note(found)
+    return ["**Where the numbers come from**", "\n".join(lines) + (f"\n\n_{note}_" if note else "")]
+
+
+def _md_escape(text: str) -> str:
+    return sanitize_markdown_source(text).replace("*", "\\*").replace("_", "\\_")
 
 
 def markdown_document(context: ExportContext, images: dict[str, bytes]) -> str:
@@ -313,7 +332,16 @@ def _pdf_code_html(code: str) -> SafeString:
 
 
 def _pdf_block(block: Block, context: ExportContext, docs: dict, images: dict[str, bytes]) -> dict[str, Any]:
-    if block.type in ("thought", "answer"):
+    if block.type == "answer":
+        html = render_markdown(claims.mark_claims(block.text, block.claims))
+        return {
+            "type": "answer",
+            "html": mark_safe(claims.marks_replace(html, block.claims, _pdf_claim)),  # noqa: S308 - sanitized above
+            "claims": [{"text": c["text"], "verified": c.get("verified"), "source": claims.claim_source_label(c)}
+                       for c in block.claims],
+            "claims_note": claims.unverified_note(block.claims),
+        }  # fmt: skip
+    if block.type == "thought":
         return {"type": block.type, "html": render_markdown(block.text)}
     code = block.code
     ids = code.artifact_ids if code is not None else block.artifact_ids
@@ -325,6 +353,11 @@ def _pdf_block(block: Block, context: ExportContext, docs: dict, images: dict[st
         "error": "\n".join(code.errors if code else []).strip(),
         "artifacts": [_pdf_artifact(docs[i], context, images) for i in ids if i in docs],
     }
+
+
+def _pdf_claim(claim: dict[str, Any], index: int, text: str) -> str:
+    # `text` is already escaped by the Markdown renderer; numbers hold no markup characters anyway.
+    return text if claim.get("verified") else f'<span class="unverified">{text}</span>'
 
 
 def pdf_html(context: ExportContext, images: dict[str, bytes]) -> str:

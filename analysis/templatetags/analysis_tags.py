@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 from django import template
 from django.utils.html import format_html, format_html_join
@@ -31,32 +30,19 @@ def pretty_json(value) -> str:
         return str(value)
 
 
-_MARK = re.compile("\ue000(\\d+)\ue001([^\ue000-\ue002<]*)\ue002")
-_SPAN_CLASS = re.compile(r'(<span\b[^>]*?\bclass=")([^"]*)(")')
-
-
 @register.filter(name="answer_html")
 def answer_html(step) -> SafeString:
     """The answer step as sanitized Markdown with each number marked: verified ones show their source on hover or
     focus and lead to it on click (static/js/claims.js); unverified ones are flagged, with a note under the answer."""
     found = (step.data or {}).get("claims") or []
     html = render_markdown(claims.mark_claims(step.content or "", found))
-    html = _SPAN_CLASS.sub(_unclaimed, html)  # the model's own HTML cannot pass for a mark
-
-    def mark(match: re.Match[str]) -> str:
-        index = int(match[1])
-        return _claim_mark(found[index], tip_id=f"claim-{step.pk}-{index}", text=match[2])
-
-    html = claims.strip_sentinels(_MARK.sub(mark, html))
+    html = claims.marks_replace(
+        html, found, lambda claim, index, text: _claim_mark(claim, f"claim-{step.pk}-{index}", text)
+    )
     return mark_safe(html + _claims_note(found))  # noqa: S308 - sanitized Markdown; marks built with format_html
 
 
-def _unclaimed(match: re.Match[str]) -> str:
-    kept = " ".join(name for name in match[2].split() if not name.startswith("claim"))
-    return f"{match[1]}{kept}{match[3]}"
-
-
-def _claim_mark(claim: dict, *, tip_id: str, text: str) -> str:
+def _claim_mark(claim: dict, tip_id: str, text: str) -> str:
     location = claim.get("location") or {}
     state = "verified" if claim.get("verified") else "unverified"
     classes = f"claim claim-{state}" + (" claim-small-sample" if claim.get("warning") else "")
@@ -77,15 +63,9 @@ def _claim_mark(claim: dict, *, tip_id: str, text: str) -> str:
 
 
 def _claims_note(found: list[dict]) -> str:
-    unverified = sum(1 for claim in found if not claim.get("verified"))
+    notes = [claims.unverified_note(found)]
     small = [claim for claim in found if claim.get("warning")]
-    notes = []
-    if unverified:
-        notes.append(
-            f"{unverified} number{'s' if unverified != 1 else ''} in this answer "
-            f"{'were' if unverified != 1 else 'was'} not found in any computed output."
-        )
     if small:
         listed = "; ".join(f"{claim['text']} is {claim['warning']}" for claim in small)
         notes.append(f"Small samples: {listed} (fewer than {claims.SMALL_GROUP_ROWS}).")
-    return "".join(format_html('<p class="claims-note" role="note">{}</p>', note) for note in notes)
+    return "".join(format_html('<p class="claims-note" role="note">{}</p>', note) for note in notes if note)
