@@ -189,7 +189,9 @@ class Worker:
         except Exception as exc:  # never leave a run "running": the user gets a readable error
             logger.exception("Run %s crashed", run.pk)
             outcome = AgentOutcome(status=Run.Status.FAILED, error=f"Internal error while running: {exc}")
-            self._executors.pop(str(Path(settings.WORKSPACES_DIR) / f"session-{run.session_id}"), None)
+            broken = self._executors.pop(str(Path(settings.WORKSPACES_DIR) / f"session-{run.session_id}"), None)
+            if hasattr(broken, "close"):
+                broken.close()  # dropping it unclosed would leave its kernel running and its pidfd open
         finally:
             heartbeat.done.set()
             listener.done.set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -148,22 +149,29 @@ class KernelProcess:
     def __init__(self, server: ForkServer, workspace: str, limits: Limits, hello_timeout: float = 30.0) -> None:
         self.server = server
         self.workspace = workspace
+        self.dead = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.pid, self.pidfd = server.spawn(theirs, workspace, limits)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self.sock = ours
-        self.dead = False
         try:
             hello = protocol.recv_msg(ours, max_bytes=1 << 20, deadline=time.monotonic() + hello_timeout)
         except (protocol.ProtocolError, protocol.Deadline) as exc:
-            self.kill()
+            self.close()
             raise SandboxError(f"kernel failed to start: {type(exc).__name__}: {exc}") from None
-        if not isinstance(hello, dict) or not hello.get("hello"):
-            self.kill()
-            raise SandboxError(f"kernel failed to start: {hello.get('error') if isinstance(hello, dict) else hello}")
-        self.layers: list[dict[str, Any]] = [layer for layer in hello["layers"] if isinstance(layer, dict)]
+        if not isinstance(hello, dict) or hello.get("hello") is not True:
+            self.close()
+            detail = hello.get("error") if isinstance(hello, dict) else hello
+            raise SandboxError(f"kernel failed to start: {str(detail)[:500]}")
+        layers = hello.get("layers")
+        self.layers: list[dict[str, Any]] = [
+            layer for layer in (layers if isinstance(layers, list) else []) if isinstance(layer, dict)
+        ]
 
     def kill(self) -> None:
         """SIGKILL the kernel; safe from any thread and idempotent."""
@@ -178,11 +186,27 @@ class KernelProcess:
         except (OSError, SandboxError):
             pass
 
+    def pending(self) -> bool:
+        """True when the kernel wrote something nobody asked for (or closed its socket) between runs."""
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)
+
+    def __del__(self) -> None:
+        pidfd = getattr(self, "pidfd", None)
+        if pidfd is not None:  # a Sandbox dropped without close(): never leave a kernel or its pidfd behind
+            try:
+                self.kill()
+                os.close(pidfd)
+            except OSError:
+                pass
+            self.pidfd = None
+
     def wait_dead(self, timeout: float = 2.0) -> None:
         if self.pidfd is not None:
             select.select([self.pidfd], [], [], timeout)
 
     def close(self) -> None:
+        """Kill the kernel and release its socket and pidfd; idempotent."""
         self.kill()
         self.wait_dead()
         self.sock.close()
@@ -262,11 +286,19 @@ class Sandbox:
     def run(self, code: str) -> Result:
         with self._lock:
             kernel = self._ensure_kernel()
+            if kernel.pending():
+                # Output out of turn: a reply would be read as the answer to the wrong cell. Start afresh.
+                self._discard_kernel()
+                self._lost_reason = "the kernel wrote to the host between executions; it was restarted"
+                kernel = self._ensure_kernel()
             self._cancelled = False
             started = time.monotonic()
             self._running = kernel
             try:
                 result = self._execute(kernel, code, started)
+            except BaseException:
+                self._discard_kernel()  # never leave a kernel (or its pidfd) behind an unexpected error
+                raise
             finally:
                 self._running = None
             result.duration = round(time.monotonic() - started, 6)
@@ -282,13 +314,18 @@ class Sandbox:
             return result
 
     def _execute(self, kernel: KernelProcess, code: str, started: float) -> Result:
+        """Send one cell and read its result. Whatever the kernel sends back ends as a Result: a malformed,
+        oversized or too deeply nested message kills the kernel and becomes a readable run error."""
         limits = self.limits
+        request_id = secrets.token_hex(8)
         try:
-            protocol.send_msg(kernel.sock, {"op": "run", "code": code})
+            protocol.send_msg(kernel.sock, {"op": "run", "code": code, "id": request_id})
             message = protocol.recv_msg(
                 kernel.sock, max_bytes=limits.result_bytes + 1024, deadline=started + limits.timeout
             )
-            return Result.from_worker(message)
+            if not isinstance(message, dict) or message.get("id") != request_id:
+                raise protocol.ProtocolError("it answered out of turn: not the result of this cell")
+            return Result.from_worker(message, limits)
         except protocol.Deadline:
             kernel.kill()
             return _killed(
@@ -304,16 +341,18 @@ class Sandbox:
                     "CancelledError",
                 )
             return self._died(kernel)
-        except (protocol.ProtocolError, ValueError, TypeError) as exc:
+        except Exception as exc:  # ProtocolError, ValueError, or anything else a hostile message provokes
             kernel.kill()
             return _killed(
                 "protocol",
-                f"The kernel sent an invalid result ({exc}); it was restarted and variables were lost",
+                f"The kernel sent an invalid result ({str(exc)[:300]}); it was restarted and variables were lost",
                 "SandboxProtocolError",
             )
 
     def _died(self, kernel: KernelProcess) -> Result:
-        kernel.dead = True
+        # The socket closed: usually the kernel is dead, but a kernel that only closed its socket must
+        # not live on as an orphan, so it is killed either way (a no-op on a dead one).
+        kernel.kill()
         kernel.wait_dead()
         try:
             status = kernel.server.exit_status(kernel.pid) or {}
@@ -360,5 +399,5 @@ class Sandbox:
 
     def __del__(self) -> None:
         kernel = getattr(self, "_kernel", None)
-        if kernel is not None and not kernel.dead:
-            kernel.kill()
+        if kernel is not None:
+            kernel.__del__()

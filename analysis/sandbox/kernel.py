@@ -106,11 +106,12 @@ class Kernel:
             except BaseException as exc:  # a bug of ours, reported rather than dying silently
                 sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
                 result = {"ok": False, "error": capture.internal_error_dict(exc), "killed_reason": "crashed"}
-            self._send(result)
+            self._send(result, request.get("id"))
             if result.get("killed_reason"):
                 return
 
-    def _send(self, result: dict[str, Any]) -> None:
+    def _send(self, result: dict[str, Any], request_id: Any = None) -> None:
+        result["id"] = request_id  # the host matches each result to its request (see host.Sandbox._execute)
         data = protocol.encode(result)
         if len(data) > self.limits["result_bytes"]:
             result = {
@@ -123,6 +124,7 @@ class Kernel:
                     "artifacts were dropped. Make fewer or smaller figures and tables.",
                     "traceback": "",
                 },
+                "id": request_id,
             }
             data = protocol.encode(result)
         self.sock.sendall(data)

@@ -40,28 +40,47 @@ class Result:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_worker(cls, msg: object) -> Result:
-        """Build a Result from an untrusted worker message, keeping only well-typed fields."""
+    def from_worker(cls, msg: object, limits: Limits | None = None) -> Result:
+        """Build a Result from an untrusted kernel message, keeping only well-typed, bounded fields.
+
+        Raises ValueError (the host turns it into a readable run error) when the message is not a result at
+        all; oversized text is cut with a note rather than refused, as the kernel would have cut it."""
         if not isinstance(msg, dict):
-            raise ValueError("worker result is not an object")
+            raise ValueError("the kernel's result is not an object")
+        limits = limits or Limits()
         error = msg.get("error")
         if error is not None:
             if not isinstance(error, dict):
-                raise ValueError("worker error is not an object")
-            error = {k: str(error.get(k, "")) for k in ("type", "message", "traceback")}
+                raise ValueError("the kernel's error is not an object")
+            error = {k: _text(error.get(k, ""), cap) for k, cap in _ERROR_CAPS.items()}
         artifacts = msg.get("artifacts") or []
         if not isinstance(artifacts, list) or not all(isinstance(a, dict) for a in artifacts):
-            raise ValueError("worker artifacts are not a list of objects")
+            raise ValueError("the kernel's artifacts are not a list of objects")
         killed = msg.get("killed_reason")
         display = msg.get("display")
+        peak = msg.get("peak_memory") or 0
         return cls(
-            ok=bool(msg.get("ok")) and error is None,
-            stdout=str(msg.get("stdout", "")),
-            stderr=str(msg.get("stderr", "")),
+            ok=msg.get("ok") is True and error is None,
+            stdout=_text(msg.get("stdout", ""), limits.output_bytes + _NOTE_ROOM),
+            stderr=_text(msg.get("stderr", ""), limits.output_bytes + _NOTE_ROOM),
             error=error,
             final_result=msg.get("final_result"),
-            display=None if display is None else str(display),
+            display=None if display is None else _text(display, DISPLAY_CHARS),
             artifacts=artifacts,
-            peak_memory=int(msg.get("peak_memory") or 0),
-            killed_reason=None if killed is None else str(killed),
+            peak_memory=peak if isinstance(peak, int) and not isinstance(peak, bool) and 0 <= peak < 2**63 else 0,
+            # A kernel reports only the ways it ends itself; anything else it claims is a crash.
+            killed_reason=None if killed is None else (killed if killed in KERNEL_KILLED_REASONS else "crashed"),
         )
+
+
+KERNEL_KILLED_REASONS = frozenset({"memory", "crashed"})
+DISPLAY_CHARS = 10_200  # capture.REPR_CHARS plus its "... [n more characters]" note
+_NOTE_ROOM = 200  # the kernel's "[output truncated: ...]" note
+_ERROR_CAPS = {"type": 200, "message": 10_000, "traceback": 50_000}
+
+
+def _text(value: object, cap: int) -> str:
+    text = value if isinstance(value, str) else str(value) if isinstance(value, int | float | bool) else ""
+    if len(text) > cap:
+        text = text[:cap] + f"\n[cut by the host: {len(text) - cap} more characters]"
+    return text
