@@ -41,30 +41,30 @@ HOSTILE = {
     "deep_list_100000": "b'[' * 100000 + b']' * 100000",
     "deep_below_recursion_limit": "b'[' * 500 + b']' * 500",
     "deep_in_final_result": "b'{\"ok\":true,\"final_result\":' + b'[' * 5000 + b']' * 5000 + b'}'",
-    "deep_in_artifact": "b'{\"ok\":true,\"artifacts\":[{\"kind\":\"table\",\"rows\":' + b'[' * 3000 + b']' * 3000 + b'}]}'",
+    "deep_in_artifact": 'b\'{"ok":true,"artifacts":[{"kind":"table","rows":\' + b\'[\' * 3000 + b\']\' * 3000 + b\'}]}\'',
     "deep_in_error": "b'{\"ok\":false,\"error\":{\"message\":' + b'{\"a\":' * 3000 + b'1' + b'}' * 3000 + b'}}'",
     "unbalanced_deep": "b'[' * 5000 + b'}' * 5000",
     "empty_list_flood": "b'[' + b'[],' * 2_000_000 + b'[]]'",
     "empty_object_flood": "b'{\"ok\":true,\"final_result\":[' + b'{},' * 2_000_000 + b'{}]}'",
     "number_flood": "b'{\"ok\":true,\"final_result\":[' + b'0,' * 3_000_000 + b'0]}'",
     "key_flood": "b'{' + b'\"k\":0,' * 1_100_000 + b'\"k\":0}'",
-    "nan": "b'{\"ok\":true,\"final_result\":NaN}'",
-    "infinity_peak_memory": "b'{\"ok\":true,\"peak_memory\":Infinity}'",
+    "nan": 'b\'{"ok":true,"final_result":NaN}\'',
+    "infinity_peak_memory": 'b\'{"ok":true,"peak_memory":Infinity}\'',
     "minus_infinity": "b'[-Infinity]'",
     "huge_integer": "b'{\"ok\":true,\"peak_memory\":' + b'9' * 100000 + b'}'",
-    "not_utf8": "b'{\"ok\":true,\"stdout\":\"\\xff\\xfe\"}'",
+    "not_utf8": 'b\'{"ok":true,"stdout":"\\xff\\xfe"}\'',
     "pickle": "b'cos\\nsystem\\n(S\\'id\\'\\ntR.'",
     "python_literal": "b\"{'ok': True}\"",
     "empty_frame": "b''",
     "whitespace_frame": "b'   '",
-    "trailing_garbage": "b'{\"ok\":true}{\"ok\":true}'",
-    "truncated_json": "b'{\"ok\":true,\"stdout\":\"abc'",
+    "trailing_garbage": 'b\'{"ok":true}{"ok":true}\'',
+    "truncated_json": 'b\'{"ok":true,"stdout":"abc\'',
     "json_array": "b'[1,2,3]'",
     "json_string": "b'\"ok\"'",
     "json_null": "b'null'",
-    "error_is_text": "b'{\"ok\":false,\"error\":\"boom\"}'",
-    "artifacts_not_a_list": "b'{\"ok\":true,\"artifacts\":{\"kind\":\"plotly\"}}'",
-    "artifact_not_an_object": "b'{\"ok\":true,\"artifacts\":[5]}'",
+    "error_is_text": 'b\'{"ok":false,"error":"boom"}\'',
+    "artifacts_not_a_list": 'b\'{"ok":true,"artifacts":{"kind":"plotly"}}\'',
+    "artifact_not_an_object": 'b\'{"ok":true,"artifacts":[5]}\'',
     "nul_bytes": "b'\\x00' * 64",
 }
 
@@ -115,7 +115,7 @@ def test_a_malformed_frame_ends_the_run_with_an_error_within_the_time_limit(sand
 
 
 def test_a_result_not_answering_this_cell_is_refused(sandbox, forkserver):
-    forged = "b'{\"ok\":true,\"stdout\":\"forged\",\"final_result\":\"forged\"}'"
+    forged = 'b\'{"ok":true,"stdout":"forged","final_result":"forged"}\''
 
     result = sandbox.run(frame_code(forged))
     mine = sandbox.run("print('mine')")
@@ -145,7 +145,7 @@ def test_a_message_left_over_from_a_cell_is_never_taken_for_the_next_cells_resul
 
 def test_the_host_bounds_text_fields_of_a_forged_result(sandbox, forkserver):
     code = "import sys\n" + RID + "rid = rid.encode()\n"
-    forged = "b'{\"ok\":true,\"id\":\"' + rid + b'\",\"stdout\":\"' + b'x' * 5_000_000 + b'\",\"display\":\"' + b'y' * 1_000_000 + b'\"}'"
+    forged = 'b\'{"ok":true,"id":"\' + rid + b\'","stdout":"\' + b\'x\' * 5_000_000 + b\'","display":"\' + b\'y\' * 1_000_000 + b\'"}\''
 
     result = sandbox.run(code + frame_code(forged))
 
@@ -156,7 +156,7 @@ def test_the_host_bounds_text_fields_of_a_forged_result(sandbox, forkserver):
 
 def test_a_forged_kill_reason_or_memory_figure_is_not_believed(sandbox, forkserver):
     code = "import sys\n" + RID + "rid = rid.encode()\n"
-    forged = "b'{\"ok\":true,\"id\":\"' + rid + b'\",\"killed_reason\":\"timeout\",\"peak_memory\":\"lots\"}'"
+    forged = 'b\'{"ok":true,"id":"\' + rid + b\'","killed_reason":"timeout","peak_memory":"lots"}\''
 
     result = sandbox.run(code + frame_code(forged))
 
