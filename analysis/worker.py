@@ -38,7 +38,11 @@ SANDBOX_CACHE_SIZE = 4
 def sandbox_factory(workspace: str) -> Executor:
     from analysis.sandbox import Limits, Sandbox
 
-    limits = Limits(timeout=float(settings.SANDBOX_TIMEOUT), memory_mb=int(settings.SANDBOX_MEMORY_MB))
+    limits = Limits(
+        timeout=float(settings.SANDBOX_TIMEOUT),
+        memory_mb=int(settings.SANDBOX_MEMORY_MB),
+        disk_mb=int(settings.SANDBOX_DISK_MB),
+    )
     return Sandbox(workspace, limits, require_isolation=settings.SANDBOX_REQUIRE_ISOLATION)
 
 

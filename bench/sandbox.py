@@ -1,6 +1,6 @@
 """Sandbox benchmark: plain in-process exec vs a sandbox kernel, measured in the same run.
 
-    .venv/bin/python bench/sandbox.py [--quick]
+    .venv/bin/python bench/sandbox.py [--quick] [--ready-only]
 
 Prints the median of each case, the sandbox's extra time and ratio over plain exec, and the
 target it is held to (a run costs a fixed IPC round trip, so short cases show it most); then
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -130,30 +131,52 @@ def kernel_memory(server: ForkServer, workspace: str, n: int = 3) -> tuple[float
     return statistics.median(uss) / 2**20, statistics.median(pss) / 2**20
 
 
-def cold_start_ms(server: ForkServer, workspace: str, repeats: int) -> tuple[float, float]:
-    """(kernel ready, kernel ready + first trivial result) in ms, medians."""
+def cold_start_ms(server: ForkServer, repeats: int) -> tuple[float, float]:
+    """(kernel ready, kernel ready + first trivial result) in ms, medians, each for a new session: a new
+    workspace holding one small dataset, so the workspace quota mount and the copy-in are counted."""
     ready, first = [], []
     for _ in range(repeats):
+        workspace = tempfile.mkdtemp(prefix="sandbox-bench-session-")
+        with open(os.path.join(workspace, "data.csv"), "w") as f:
+            f.write("a,b\n" + "".join(f"{i},{i % 7}\n" for i in range(10_000)))
         time.sleep(0.2)  # sessions do not open back to back: let the fork server re-fork its spare
         started = time.perf_counter()
         sb = Sandbox(workspace, server=server)
-        assert sb.layers  # spawns the kernel and waits for its hello
+        layers = sb.layers  # spawns the kernel (a warm spare: mount namespace, uid drop, Landlock, seccomp)
         ready.append(time.perf_counter() - started)
         sb.run("1")
         first.append(time.perf_counter() - started)
         sb.close()
+        shutil.rmtree(workspace, ignore_errors=True)
+        missing = [layer["name"] for layer in layers if not layer["active"]]
+        if missing:
+            print(f"  (inactive layers on this machine: {', '.join(missing)})")
     return statistics.median(ready) * 1000, statistics.median(first) * 1000
+
+
+def print_cold_start(server: ForkServer, repeats: int) -> None:
+    ready_ms, first_ms = cold_start_ms(server, repeats)
+    print(
+        f"\nnew session kernel ready from the warm pool (quota mount + lock-down + hello): {ready_ms:.1f} ms median"
+        "   target <= 50 ms"
+    )
+    print(f"new session kernel, first trivial result:          {first_ms:.1f} ms median")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--ready-only", action="store_true", help="only the new-session kernel-ready figure")
     args = parser.parse_args()
     scale = 0.34 if args.quick else 1.0
 
     started = time.perf_counter()
     server = ForkServer()
     print(f"fork server ready in {time.perf_counter() - started:.2f} s (imports {server.startup_seconds:.2f} s)")
+    if args.ready_only:
+        print_cold_start(server, 20)
+        server.close()
+        return
     workspace = tempfile.mkdtemp(prefix="sandbox-bench-")
     plain = plain_runner()
     sb = Sandbox(workspace, Limits(timeout=120, output_bytes=2_000_000), server=server)
@@ -179,11 +202,9 @@ def main() -> None:
         extra = boxed_ms - plain_ms
         print(f"{name:34} {plain_ms:10.3f} {boxed_ms:11.3f} {extra:9.3f} {boxed_ms / plain_ms:7.2f}  {goal}")
 
-    ready_ms, first_ms = cold_start_ms(server, workspace, max(5, int(20 * scale)))
+    print_cold_start(server, max(5, int(20 * scale)))
     uss, pss = kernel_memory(server, workspace)
     template = smaps_rollup(server.proc.pid)
-    print(f"\nnew session kernel ready (fork + lock-down + hello): {ready_ms:.1f} ms median   target < 50 ms")
-    print(f"new session kernel, first trivial result:          {first_ms:.1f} ms median")
     print(f"idle kernel private memory: USS {uss:.1f} MiB, PSS {pss:.1f} MiB   target < 60 MB")
     print(
         f"fork server template (shared once): RSS {template['Rss'] / 2**20:.0f} MiB, PSS {template['Pss'] / 2**20:.0f} MiB"

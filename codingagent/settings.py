@@ -236,6 +236,10 @@ AGENT_RETRY_DELAY = env_int("AGENT_RETRY_DELAY_MS", 500) / 1000
 SANDBOX_TIMEOUT = env_int("SANDBOX_TIMEOUT", 30)
 SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 2048)
 SANDBOX_ALLOW_WEAK = env_bool("SANDBOX_ALLOW_WEAK", False)
+# Disk a session's workspace may hold (datasets and everything its code writes), enforced by the OS.
+SANDBOX_DISK_MB = env_int("SANDBOX_DISK_MB", 1024)
+# `sandbox_exec --no-policy` (plain Python behind the OS layers alone) is for red-team tests only.
+SANDBOX_ALLOW_NO_POLICY = env_bool("SANDBOX_ALLOW_NO_POLICY", False)
 # Production refuses to run code when process/OS isolation is missing, unless the operator opts out.
 SANDBOX_REQUIRE_ISOLATION = not DEBUG and not SANDBOX_ALLOW_WEAK
 WORKSPACES_DIR = DATA_DIR / "workspaces"

@@ -96,6 +96,9 @@ class Server:
         mpl_dir = os.environ.get("MPLCONFIGDIR")
         if mpl_dir:
             self.read_paths.append(mpl_dir)
+        # Each kernel mounts its private root here, in its own mount namespace; on the host it stays empty.
+        self.root_dir = os.path.join(os.getcwd(), "kernel-root")
+        os.makedirs(self.root_dir, exist_ok=True)
 
     def reap(self) -> None:
         for pid in list(self.children):
@@ -129,7 +132,7 @@ class Server:
                 data, fds, _, _ = socket.recv_fds(theirs, 1 << 20, 1)
                 theirs.close()
                 if data and len(fds) == 1:
-                    kernel.kernel_main(fds[0], json.loads(data), self.read_paths, self.policy_module)
+                    kernel.kernel_main(fds[0], json.loads(data), self.read_paths, self.policy_module, self.root_dir)
             finally:
                 os._exit(0)
         theirs.close()
@@ -160,7 +163,7 @@ class Server:
             if pid == 0:  # the kernel
                 try:
                     self.ctrl.close()
-                    kernel.kernel_main(sock_fd, request, self.read_paths, self.policy_module)
+                    kernel.kernel_main(sock_fd, request, self.read_paths, self.policy_module, self.root_dir)
                 finally:
                     os._exit(0)
             self.children.add(pid)

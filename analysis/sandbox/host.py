@@ -18,12 +18,23 @@ import threading
 import time
 from typing import Any
 
-from analysis.sandbox import protocol
+from analysis.sandbox import diskquota, protocol
 from analysis.sandbox.result import Limits, Result
 
 POLICY_MODULE = "analysis.sandbox.policy"
+NO_POLICY_MODULE = "analysis.sandbox.no_policy"  # red-team only: plain Python behind the OS layers alone
 PRIVATE_TMP = ".sandbox-tmp"  # the kernel's temp dir inside the workspace, see kernel.PRIVATE_TMP
-REQUIRED_LAYERS = ("rlimits", "network_namespace", "landlock", "seccomp", "no_new_privs")
+REQUIRED_LAYERS = (
+    "rlimits",
+    "network_namespace",
+    "mount_namespace",
+    "capabilities",
+    "disk_quota",
+    "landlock",
+    "seccomp",
+    "socket_policy",
+    "no_new_privs",
+)
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from analysis.sandbox.forkserver import main; main(int(sys.argv[2]), sys.argv[3])"
 
@@ -248,6 +259,7 @@ class Sandbox:
         self._cancelled = False
         self._running: KernelProcess | None = None
         self._lost_reason: str | None = None
+        self._quota: dict[str, Any] | None = None  # the disk_quota layer while this sandbox holds the mount
 
     def __enter__(self) -> Sandbox:
         return self
@@ -264,8 +276,10 @@ class Sandbox:
     def _ensure_kernel(self) -> KernelProcess:
         if self._kernel is None or self._kernel.dead:
             server = self._server or default_server()
+            if self._quota is None:  # once per sandbox: kernels come and go, the workspace mount stays
+                self._quota = diskquota.acquire(self.workspace, self.limits.disk_mb)
             kernel = KernelProcess(server, self.workspace, self.limits)
-            kernel.layers = server.layers + kernel.layers
+            kernel.layers = [*server.layers, self._quota, *kernel.layers]
             if self.require_isolation:
                 missing = [
                     f"{layer['name']} ({layer['detail']})"
@@ -396,6 +410,9 @@ class Sandbox:
         self.cancel()
         with self._lock:
             self._discard_kernel()
+            quota, self._quota = self._quota, None
+            if quota is not None and quota["active"]:
+                diskquota.release(self.workspace)
 
     def __del__(self) -> None:
         kernel = getattr(self, "_kernel", None)

@@ -1,10 +1,12 @@
-"""OS-level isolation of a kernel process, via ctypes: rlimits, network namespace, uid drop,
-no_new_privs, Landlock and seccomp.
+"""OS-level isolation of a kernel process, via ctypes: rlimits, network namespace, mount namespace
+(a private root built from bind mounts, then pivot_root), uid drop with every capability gone,
+no_new_privs, Landlock and seccomp (which also carries the socket policy).
 
 Each `apply_*` function returns a Layer saying whether it took effect and why not; nothing
 raises on a missing kernel feature, so the sandbox degrades and reports instead of crashing.
-Order matters and is driven by `forkserver`: namespaces and chown need root, Landlock paths
-are opened before the uid drop, and seccomp comes last because it forbids what came before.
+Order matters and is driven by `kernel.lock_down`: namespaces, mounts and chown need root, Landlock
+paths are opened (inside the new root) before the uid drop, and seccomp comes last because it
+forbids what came before.
 """
 
 from __future__ import annotations
@@ -102,6 +104,128 @@ def apply_netns() -> Layer:
     return Layer("network_namespace", True, "private network namespace with no interfaces up")
 
 
+# --- mount namespace ------------------------------------------------------------------------
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+
+def _bytes(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    if _libc.mount(_bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {source or ''} on {target}: {os.strerror(e)}")
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """Existing real paths, without those inside another one (a recursive bind already carries them)."""
+    kept: list[str] = []
+    for path in sorted({os.path.realpath(p) for p in paths if os.path.lexists(p)}, key=len):
+        if os.path.exists(path) and not any(os.path.commonpath([path, k]) == k for k in kept):
+            kept.append(path)
+    return kept
+
+
+def _mirror_symlinks(root: str, path: str) -> None:
+    """Recreate under `root` the host's symlinks along `path` (e.g. /lib -> usr/lib, a venv reached through
+    a symlinked checkout), so the path spelled as the host spells it resolves to the same bind mount."""
+    current = "/"
+    for part in path.strip("/").split("/"):
+        host = os.path.join(current, part)
+        if os.path.islink(host):
+            inside = root + host
+            try:
+                os.makedirs(os.path.dirname(inside), exist_ok=True)
+                if not os.path.lexists(inside):
+                    os.symlink(os.readlink(host), inside)
+            except OSError:
+                pass  # inside a tree that is bound as a whole: the real symlink is there already
+            current = os.path.realpath(host)
+        else:
+            current = host
+
+
+def _bind(root: str, real: str, flags: int) -> None:
+    target = root + real
+    if os.path.isdir(real):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+    _mount(real, target, None, MS_BIND | MS_REC)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | flags)
+
+
+def _build_root(root: str, *, read_only: list[str], devices: list[str], workspace: str, tmp_mb: int) -> None:
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here propagates back to the host
+    _mount("sandbox-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
+    os.mkdir(root + "/tmp")
+    tmp_flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    _mount("sandbox-tmp", root + "/tmp", "tmpfs", tmp_flags, f"size={tmp_mb}m,nr_inodes=4096,mode=1777")
+    for path in [*read_only, *devices, workspace]:
+        _mirror_symlinks(root, path)
+    for real in _outermost(read_only):
+        _bind(root, real, MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for device in devices:
+        if os.path.exists(device):
+            _bind(root, os.path.realpath(device), MS_NOSUID | MS_NOEXEC)
+    _bind(root, workspace, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    old = root + "/.old-root"
+    os.mkdir(old)
+    _libc.syscall.argtypes = [ctypes.c_long, ctypes.c_char_p, ctypes.c_char_p]
+    if _libc.syscall(_SYS_PIVOT_ROOT[platform.machine()], _bytes(root), _bytes(old)) != 0:
+        raise OSError(ctypes.get_errno(), _err("pivot_root"))
+    os.chdir("/")
+    if _libc.umount2(b"/.old-root", MNT_DETACH) != 0:
+        raise OSError(ctypes.get_errno(), _err("umount2(old root)"))
+    os.rmdir("/.old-root")
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _libc.sethostname(b"sandbox", 7)
+
+
+def apply_mount_namespace(root: str, *, read_only: list[str], devices: list[str], workspace: str, tmp_mb: int) -> Layer:
+    """Give the calling process (root, single-threaded) a private mount, IPC and UTS namespace whose
+    whole filesystem is: `read_only` paths (interpreter, libraries, zoneinfo, fonts) read-only, a few
+    device nodes, the workspace read-write, and a private `tmp_mb` MiB /tmp. No /proc, /sys, /run,
+    /home, /root, host /tmp, other workspaces or the database exist there. `root` is an empty
+    directory used as the mount point of the new root."""
+    if os.geteuid() != 0:
+        return Layer("mount_namespace", False, f"not started as root (uid {os.geteuid()}): cannot unshare")
+    if platform.machine() not in _SYS_PIVOT_ROOT:
+        return Layer("mount_namespace", False, f"no pivot_root number for {platform.machine()}")
+    if _libc.unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) != 0:
+        return Layer("mount_namespace", False, _err("unshare(CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS)"))
+    try:
+        _build_root(root, read_only=read_only, devices=devices, workspace=workspace, tmp_mb=tmp_mb)
+    except OSError as exc:
+        return Layer("mount_namespace", False, f"building the private root failed: {exc}")
+    shown = ", ".join(_outermost(read_only))
+    return Layer(
+        "mount_namespace",
+        True,
+        f"private root (read-only tmpfs): read-only {shown}; read-write workspace {workspace}; private {tmp_mb} MiB "
+        "/tmp; no /proc, /sys, /run, /home, /root or host /tmp; private IPC and UTS namespaces",
+    )
+
+
 # --- uid drop ---------------------------------------------------------------------------
 
 _CAP_VERSION_3 = 0x20080522
@@ -130,6 +254,47 @@ def path_searchable_by_other(path: str) -> bool:
     return True
 
 
+def _cap_last() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 63
+
+
+CAP_LAST = _cap_last()  # read at import, in the fork server, while /proc is still there
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_IS_SET = 1
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+def _drop_bounding_set() -> None:
+    """Empty the bounding and ambient sets while still root (CAP_SETPCAP), so no capability can come back."""
+    _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    for cap in range(CAP_LAST + 1):
+        _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+
+
+def capabilities_layer() -> Layer:
+    """Read back every capability set of the calling process: the layer is active only if all are empty."""
+    header = ctypes.create_string_buffer(struct.pack("Ii", _CAP_VERSION_3, 0))
+    data = ctypes.create_string_buffer(24)
+    if _libc.capget(header, data) != 0:
+        return Layer("capabilities", False, _err("capget"))
+    eff0, perm0, inh0, eff1, perm1, inh1 = struct.unpack("6I", data.raw)
+    held = {"effective": eff0 | eff1 << 32, "permitted": perm0 | perm1 << 32, "inheritable": inh0 | inh1 << 32}
+    held["bounding"] = sum(1 << c for c in range(CAP_LAST + 1) if _libc.prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1)
+    held["ambient"] = sum(
+        1 << c for c in range(CAP_LAST + 1) if _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0) == 1
+    )
+    left = {name: f"{mask:#x}" for name, mask in held.items() if mask}
+    if left:
+        return Layer("capabilities", False, "still held: " + ", ".join(f"{k} {v}" for k, v in left.items()))
+    return Layer("capabilities", True, "none: effective, permitted, inheritable, ambient and bounding sets empty")
+
+
 def apply_uid_drop(*, keep_read_search: bool) -> Layer:
     """Become SANDBOX_UID. `keep_read_search` keeps CAP_DAC_READ_SEARCH alone so the kernel can
     traverse root-only directories holding the interpreter or workspace; only sensible when
@@ -140,6 +305,8 @@ def apply_uid_drop(*, keep_read_search: bool) -> Layer:
         os.setgroups([])
         if keep_read_search:
             _libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        else:
+            _drop_bounding_set()
         os.setresgid(SANDBOX_GID, SANDBOX_GID, SANDBOX_GID)
         os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
     except OSError as exc:
@@ -270,6 +437,16 @@ _NR = {
         "open_by_handle_at": 304, "name_to_handle_at": 303, "kexec_load": 246, "init_module": 175,
         "finit_module": 313, "delete_module": 176, "pidfd_getfd": 438, "kcmp": 312, "fsopen": 430,
         "fsmount": 432, "open_tree": 428, "move_mount": 429, "mknod": 133, "mknodat": 259,
+        "connect": 42, "bind": 49, "listen": 50, "accept": 43, "accept4": 288,
+        "kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297,
+        "pidfd_open": 434, "pidfd_send_signal": 424, "prlimit64": 302, "setpriority": 141,
+        "sched_setaffinity": 203, "sched_setscheduler": 144, "sched_setparam": 142, "sched_setattr": 314,
+        "ioprio_set": 251, "migrate_pages": 256, "move_pages": 279, "process_madvise": 440,
+        "process_mrelease": 448, "get_robust_list": 274, "reboot": 169, "swapon": 167, "swapoff": 168,
+        "quotactl": 179, "acct": 163, "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305,
+        "adjtimex": 159, "syslog": 103, "mount_setattr": 442, "fsconfig": 431, "fspick": 433, "iopl": 172,
+        "ioperm": 173, "vhangup": 153, "sethostname": 170, "setdomainname": 171, "memfd_create": 319,
+        "memfd_secret": 447,
     },
     "aarch64": {
         "execve": 221, "execveat": 281, "fork": None, "vfork": None, "clone": 220, "clone3": 435,
@@ -280,6 +457,16 @@ _NR = {
         "open_by_handle_at": 265, "name_to_handle_at": 264, "kexec_load": 104, "init_module": 105,
         "finit_module": 273, "delete_module": 106, "pidfd_getfd": 438, "kcmp": 272, "fsopen": 430,
         "fsmount": 432, "open_tree": 428, "move_mount": 429, "mknod": None, "mknodat": 33,
+        "connect": 203, "bind": 200, "listen": 201, "accept": 202, "accept4": 242,
+        "kill": 129, "tkill": 130, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240,
+        "pidfd_open": 434, "pidfd_send_signal": 424, "prlimit64": 261, "setpriority": 140,
+        "sched_setaffinity": 122, "sched_setscheduler": 119, "sched_setparam": 118, "sched_setattr": 274,
+        "ioprio_set": 30, "migrate_pages": 238, "move_pages": 239, "process_madvise": 440,
+        "process_mrelease": 448, "get_robust_list": 100, "reboot": 142, "swapon": 224, "swapoff": 225,
+        "quotactl": 60, "acct": 89, "settimeofday": 170, "clock_settime": 112, "clock_adjtime": 266,
+        "adjtimex": 171, "syslog": 116, "mount_setattr": 442, "fsconfig": 431, "fspick": 433, "iopl": None,
+        "ioperm": None, "vhangup": 58, "sethostname": 161, "setdomainname": 162, "memfd_create": 279,
+        "memfd_secret": 447,
     },
 }
 _DENIED = [
@@ -288,14 +475,34 @@ _DENIED = [
     "add_key", "request_key", "io_uring_setup", "io_uring_enter", "io_uring_register", "open_by_handle_at",
     "name_to_handle_at", "kexec_load", "init_module", "finit_module", "delete_module", "pidfd_getfd", "kcmp",
     "fsopen", "fsmount", "open_tree", "move_mount", "mknod", "mknodat",
+    # No new sockets of any family (the kernel's one socket is inherited), so nothing to connect or serve.
+    "socket", "connect", "bind", "listen", "accept", "accept4",
+    # Other processes are out of reach: no pidfds, no thread-directed signals by tid alone.
+    "tkill", "pidfd_open", "pidfd_send_signal", "process_madvise", "process_mrelease", "ioprio_set",
+    "get_robust_list", "reboot", "swapon", "swapoff", "quotactl", "acct", "settimeofday", "clock_settime",
+    "clock_adjtime", "adjtimex", "syslog", "mount_setattr", "fsconfig", "fspick", "iopl", "ioperm",
+    "vhangup", "sethostname", "setdomainname",
+    # RAM-backed files would hold memory outside the address-space limit.
+    "memfd_create", "memfd_secret",
 ]
+# Syscalls that name a process in args[0]: allowed only for the kernel itself (or 0, meaning itself).
+_SELF_OR_ZERO = [
+    "kill", "prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr",
+    "migrate_pages", "move_pages",
+]
+_SELF_ONLY = ["tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"]
 # fmt: on
 _RET_ALLOW = 0x7FFF0000
 _RET_KILL_PROCESS = 0x80000000
 _RET_ERRNO = 0x00050000
 _CLONE_THREAD = 0x00010000
+# CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME: no namespaces from a thread either.
+_CLONE_NEW_ANY = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
 _AF_UNIX = 1
+_SOCK_STREAM = 1
+_SOCK_TYPE_MASK = 0xF
 _BPF_LD_W_ABS = 0x20
+_BPF_ALU_AND_K = 0x54
 _BPF_JEQ_K = 0x15
 _BPF_JGE_K = 0x35
 _BPF_JSET_K = 0x45
@@ -303,46 +510,97 @@ _BPF_RET_K = 0x06
 _SECCOMP_SET_MODE_FILTER = 1
 _SECCOMP_FILTER_FLAG_TSYNC = 1
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
+_ARG0, _ARG1 = 16, 24  # offsets of the low words of seccomp_data.args[0] and args[1] (little endian)
 
 
-def _stmt(code: int, k: int) -> bytes:
-    return struct.pack("HBBI", code, 0, 0, k)
+class _Bpf:
+    """A tiny classic-BPF assembler: forward jumps to named labels, resolved at the end."""
+
+    def __init__(self) -> None:
+        self.code: list[tuple] = []
+        self.labels: dict[str, int] = {}
+
+    def stmt(self, code: int, k: int) -> None:
+        self.code.append((code, k, None, None))
+
+    def jump(self, code: int, k: int, true: str | None, false: str | None) -> None:
+        self.code.append((code, k, true or "", false or ""))  # "" means the next instruction
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.code)
+
+    def ret(self, value: int) -> None:
+        self.stmt(_BPF_RET_K, value)
+
+    def assemble(self) -> list[bytes]:
+        out = []
+        for i, (code, k, true, false) in enumerate(self.code):
+            if true is None:  # a statement
+                out.append(struct.pack("HBBI", code, 0, 0, k))
+                continue
+            jt = self.labels[true] - i - 1 if true else 0
+            jf = self.labels[false] - i - 1 if false else 0
+            if not (0 <= jt <= 255 and 0 <= jf <= 255):
+                raise ValueError("seccomp program too long for 8-bit jumps")
+            out.append(struct.pack("HBBI", code, jt, jf, k))
+        return out
 
 
-def _jump(code: int, k: int, jt: int, jf: int) -> bytes:
-    return struct.pack("HBBI", code, jt, jf, k)
-
-
-def seccomp_program(arch: str) -> list[bytes]:
-    """BPF: deny program execution, new processes (clone without CLONE_THREAD), sockets other
-    than AF_UNIX, and kernel surfaces a data-analysis kernel never needs; allow the rest."""
+def seccomp_program(arch: str, pid: int | None = None) -> list[bytes]:
+    """BPF: deny program execution, new processes (clone without CLONE_THREAD) and namespaces, every
+    new socket but an AF_UNIX stream socketpair (a pipe in all but name), signals and scheduling
+    aimed at other processes (`pid`, default the caller, is the only target allowed), and kernel
+    surfaces a data-analysis kernel never needs; allow the rest."""
     nr = _NR[arch]
-    deny = _RET_ERRNO | errno.EPERM
-    checks = [(nr[name], "deny") for name in _DENIED if nr.get(name) is not None]
-    checks += [(nr["clone3"], "enosys"), (nr["clone"], "clone"), (nr["socket"], "socket"), (nr["socketpair"], "socket")]
-    # BPF jumps only go forward, so argument checks sit in a tail after the syscall-number checks.
-    tail = [
-        _stmt(_BPF_LD_W_ABS, 16),  # 0 clone: load flags (args[0], low word)
-        _jump(_BPF_JSET_K, _CLONE_THREAD, 2, 3),  # 1 a thread -> allow, a process -> deny
-        _stmt(_BPF_LD_W_ABS, 16),  # 2 socket: load the address family
-        _jump(_BPF_JEQ_K, _AF_UNIX, 0, 1),  # 3 AF_UNIX -> allow, anything else -> deny
-        _stmt(_BPF_RET_K, _RET_ALLOW),  # 4
-        _stmt(_BPF_RET_K, deny),  # 5
-        _stmt(_BPF_RET_K, _RET_ERRNO | errno.ENOSYS),  # 6 clone3: glibc then falls back to clone()
-    ]
-    target = {"clone": 0, "socket": 2, "allow": 4, "deny": 5, "enosys": 6}
-    prog = [
-        _stmt(_BPF_LD_W_ABS, 4),  # seccomp_data.arch
-        _jump(_BPF_JEQ_K, _AUDIT_ARCH[arch], 1, 0),
-        _stmt(_BPF_RET_K, _RET_KILL_PROCESS),  # foreign ABI (e.g. int 0x80 on x86_64)
-        _stmt(_BPF_LD_W_ABS, 0),  # seccomp_data.nr
-    ]
+    pid = os.getpid() if pid is None else pid
+    denied = {name for name in _DENIED if nr.get(name) is not None} - set(_SELF_OR_ZERO) - set(_SELF_ONLY)
+    checks = [(nr[name], "deny") for name in sorted(denied)]
+    checks += [(nr[name], "self_or_zero") for name in _SELF_OR_ZERO]
+    checks += [(nr[name], "self_only") for name in _SELF_ONLY]
+    checks += [(nr["clone3"], "enosys"), (nr["clone"], "clone"), (nr["socketpair"], "socketpair")]
+    checks += [(nr["setpriority"], "setpriority")]
+    bpf = _Bpf()
+    bpf.stmt(_BPF_LD_W_ABS, 4)  # seccomp_data.arch
+    bpf.jump(_BPF_JEQ_K, _AUDIT_ARCH[arch], "native", None)
+    bpf.ret(_RET_KILL_PROCESS)  # foreign ABI (e.g. int 0x80 on x86_64)
+    bpf.label("native")
+    bpf.stmt(_BPF_LD_W_ABS, 0)  # seccomp_data.nr
     if arch == "x86_64":
-        prog.append(_jump(_BPF_JGE_K, 0x40000000, len(checks) + target["deny"], 0))  # x32 ABI
-    for i, (number, kind) in enumerate(checks):
-        remaining = len(checks) - i - 1  # a jump's offset counts from the next instruction
-        prog.append(_jump(_BPF_JEQ_K, number, remaining + target[kind], 0 if remaining else target["allow"]))
-    return prog + tail
+        bpf.jump(_BPF_JGE_K, 0x40000000, "deny", None)  # x32 ABI
+    for number, target in checks:
+        bpf.jump(_BPF_JEQ_K, number, target, None)
+    bpf.ret(_RET_ALLOW)  # any other syscall
+    # Argument checks sit after the number checks and before the shared returns: BPF jumps only go forward.
+    bpf.label("clone")
+    bpf.stmt(_BPF_LD_W_ABS, _ARG0)
+    bpf.jump(_BPF_JSET_K, _CLONE_THREAD, None, "deny")  # a process -> deny
+    bpf.jump(_BPF_JSET_K, _CLONE_NEW_ANY, "deny", "allow")  # a thread, unless it asks for a namespace
+    bpf.label("socketpair")
+    bpf.stmt(_BPF_LD_W_ABS, _ARG0)
+    bpf.jump(_BPF_JEQ_K, _AF_UNIX, None, "deny")
+    bpf.stmt(_BPF_LD_W_ABS, _ARG1)
+    bpf.stmt(_BPF_ALU_AND_K, _SOCK_TYPE_MASK)
+    bpf.jump(_BPF_JEQ_K, _SOCK_STREAM, "allow", "deny")
+    bpf.label("setpriority")
+    bpf.stmt(_BPF_LD_W_ABS, _ARG0)
+    bpf.jump(_BPF_JEQ_K, 0, None, "deny")  # PRIO_PROCESS only (not a process group or a whole uid)
+    bpf.stmt(_BPF_LD_W_ABS, _ARG1)
+    bpf.jump(_BPF_JEQ_K, 0, "allow", None)
+    bpf.jump(_BPF_JEQ_K, pid, "allow", "deny")
+    bpf.label("self_or_zero")
+    bpf.stmt(_BPF_LD_W_ABS, _ARG0)
+    bpf.jump(_BPF_JEQ_K, 0, "allow", None)
+    bpf.jump(_BPF_JEQ_K, pid, "allow", "deny")
+    bpf.label("self_only")
+    bpf.stmt(_BPF_LD_W_ABS, _ARG0)
+    bpf.jump(_BPF_JEQ_K, pid, "allow", "deny")
+    bpf.label("allow")
+    bpf.ret(_RET_ALLOW)
+    bpf.label("deny")
+    bpf.ret(_RET_ERRNO | errno.EPERM)
+    bpf.label("enosys")
+    bpf.ret(_RET_ERRNO | errno.ENOSYS)  # clone3: glibc then falls back to clone(), which is checked
+    return bpf.assemble()
 
 
 def apply_seccomp() -> Layer:
@@ -359,8 +617,23 @@ def apply_seccomp() -> Layer:
     return Layer(
         "seccomp",
         True,
-        "blocks execve/execveat, fork/vfork, clone without CLONE_THREAD, non-AF_UNIX sockets, "
-        "ptrace, namespaces, mounts, bpf, io_uring and other kernel surfaces",
+        f"{len(prog)}-instruction filter: blocks execve/execveat, fork/vfork, clone without CLONE_THREAD or with "
+        "a namespace flag, ptrace, namespaces, mounts, bpf, io_uring; signals, priorities and limits aimed at "
+        "other processes",
+    )
+
+
+def apply_socket_policy() -> Layer:
+    """Reported separately from seccomp because it is what keeps host sockets out of reach."""
+    arch = platform.machine()
+    if arch not in _NR:
+        return Layer("socket_policy", False, f"no syscall table for architecture {arch}")
+    return Layer(
+        "socket_policy",
+        True,
+        "no new sockets of any family (TCP, UDP, raw, netlink, abstract or pathname UNIX): socket(), connect(), "
+        "bind(), listen() and accept() fail with EPERM; only an AF_UNIX stream socketpair (an in-process pipe) "
+        "and the inherited host channel remain",
     )
 
 

@@ -18,8 +18,26 @@ from typing import Any
 from analysis.sandbox import capture, isolation, protocol
 
 PRIVATE_TMP = ".sandbox-tmp"
-_DEV_FILES = {"/dev/null": isolation.FS_READ_FILE | isolation.FS_WRITE_FILE, "/dev/urandom": isolation.FS_READ_FILE}
-_SYSTEM_READ_PATHS = ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/share/zoneinfo", "/etc/localtime"]
+PRIVATE_TMP_MB = 64  # the kernel's own /tmp (RAM-backed, so small); TMPDIR points into the workspace instead
+_DEV_FILES = {
+    "/dev/null": isolation.FS_READ_FILE | isolation.FS_WRITE_FILE,
+    "/dev/zero": isolation.FS_READ_FILE,
+    "/dev/full": isolation.FS_READ_FILE | isolation.FS_WRITE_FILE,
+    "/dev/random": isolation.FS_READ_FILE,
+    "/dev/urandom": isolation.FS_READ_FILE,
+}
+# /usr holds the interpreter's standard library, shared libraries, fonts and zoneinfo; /lib* are symlinks
+# into it on merged-/usr systems. ld.so.cache lets ctypes and dlopen find libraries as they do outside.
+_SYSTEM_READ_PATHS = [
+    "/usr/lib",
+    "/usr/lib64",
+    "/lib",
+    "/lib64",
+    "/usr/share/zoneinfo",
+    "/usr/share/fonts",
+    "/etc/localtime",
+    "/etc/ld.so.cache",
+]
 
 
 def _detach_from_server(sock_fd: int) -> None:
@@ -51,27 +69,50 @@ def _prepare_workspace(workspace: str, as_root: bool) -> str:
     return tmp
 
 
-def lock_down(workspace: str, limits: dict[str, Any], read_paths: list[str]) -> list[isolation.Layer]:
+def lock_down(
+    workspace: str, limits: dict[str, Any], read_paths: list[str], root_dir: str | None = None
+) -> list[isolation.Layer]:
     """Apply the per-kernel OS layers, in the only order that works (see `isolation`)."""
     as_root = os.geteuid() == 0
     tmp = _prepare_workspace(workspace, as_root)
+    read_only = [*read_paths, *_SYSTEM_READ_PATHS]
+    if root_dir:
+        mount_ns = isolation.apply_mount_namespace(
+            root_dir, read_only=read_only, devices=list(_DEV_FILES), workspace=workspace, tmp_mb=PRIVATE_TMP_MB
+        )
+    else:
+        mount_ns = isolation.Layer("mount_namespace", False, "no directory for the private root")
+    os.chdir(workspace)  # again: after pivot_root the old working directory is in a detached tree
     ruleset = isolation.LandlockRuleset()
-    for path in [*read_paths, *_SYSTEM_READ_PATHS]:
+    for path in read_only:
         ruleset.allow(path, isolation.READ_ONLY | isolation.FS_EXECUTE)
     for path, access in _DEV_FILES.items():
         ruleset.allow(path, access)
     ruleset.allow(workspace, isolation.READ_WRITE)
+    if mount_ns.active:  # only the private tmpfs: without the mount namespace /tmp is the host's
+        ruleset.allow("/tmp", isolation.READ_WRITE)
     layers = [
         isolation.apply_rlimits(
             memory_mb=limits["memory_mb"], file_size_mb=limits["file_size_mb"], open_files=limits["open_files"]
-        )
+        ),
+        mount_ns,
     ]
-    needs_search = not all(isolation.path_searchable_by_other(p) for p in [workspace, *read_paths])
+    # Inside the private root every ancestor is a 0755 tmpfs directory; only without it may the kernel need
+    # CAP_DAC_READ_SEARCH to reach a workspace or venv under a root-only directory.
+    needs_search = not mount_ns.active and not all(
+        isolation.path_searchable_by_other(p) for p in [workspace, *read_paths]
+    )
     layers.append(isolation.apply_uid_drop(keep_read_search=needs_search and ruleset.fd >= 0))
     isolation.set_parent_death_signal()  # the uid change cleared it
+    layers.append(isolation.capabilities_layer())
     layers.append(isolation.apply_no_new_privs())
     layers.append(ruleset.restrict_self(f"read-only: interpreter and libraries; read-write: workspace {workspace}"))
-    layers.append(isolation.apply_seccomp())
+    seccomp = isolation.apply_seccomp()
+    layers.append(seccomp)
+    socket_policy = isolation.apply_socket_policy()
+    if not seccomp.active:
+        socket_policy = isolation.Layer("socket_policy", False, f"needs seccomp: {seccomp.detail}")
+    layers.append(socket_policy)
     os.environ.update(HOME=workspace, TMPDIR=tmp)
     tempfile.tempdir = tmp
     return layers
@@ -209,7 +250,9 @@ def _target_policy(policy: Any, workspace: str) -> None:
         policy.harden_libraries(workspace)
 
 
-def kernel_main(sock_fd: int, request: dict[str, Any], read_paths: list[str], policy_module: str) -> None:
+def kernel_main(
+    sock_fd: int, request: dict[str, Any], read_paths: list[str], policy_module: str, root_dir: str | None = None
+) -> None:
     """Entry point in the freshly forked child; never returns normally (the caller _exits)."""
     _detach_from_server(sock_fd)
     sock = socket.socket(fileno=sock_fd)
@@ -219,7 +262,7 @@ def kernel_main(sock_fd: int, request: dict[str, Any], read_paths: list[str], po
         policy = importlib.import_module(policy_module)
         _target_policy(policy, workspace)
         kernel = Kernel(sock, policy, limits)
-        layers = lock_down(workspace, limits, read_paths)
+        layers = lock_down(workspace, limits, read_paths, root_dir)
     except Exception as exc:
         protocol.send_msg(sock, {"hello": False, "error": f"{type(exc).__name__}: {exc}"})
         return

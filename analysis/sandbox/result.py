@@ -14,6 +14,7 @@ class Limits:
     memory_mb: int = 2048  # address space of the kernel process
     file_size_mb: int = 256  # largest file the kernel may write
     open_files: int = 256
+    disk_mb: int = 1024  # the workspace's disk quota (SANDBOX_DISK_MB), files and datasets together
     output_bytes: int = 100_000  # cap for stdout and for stderr, each
     result_bytes: int = 32 * 1024 * 1024  # cap for one serialized result (figures, tables)
 

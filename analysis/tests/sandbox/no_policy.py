@@ -1,19 +1,5 @@
-"""A stand-in for analysis.sandbox.policy that enforces nothing: plain exec with notebook
-semantics. Only for test_redteam_os_layers, which shows the OS layers hold on their own."""
+"""Kept for suites that still name this module: the no-policy stand-in lives in analysis.sandbox.no_policy."""
 
-from __future__ import annotations
+from analysis.sandbox.no_policy import NOTHING, harden_libraries, restricted_run
 
-import ast
-
-NOTHING = object()
-
-
-def harden_libraries(workspace: str) -> None:
-    pass
-
-
-def restricted_run(source: str, namespace: dict, filename: str = "<cell>"):
-    tree = ast.parse(source, filename)
-    last = ast.Expression(tree.body.pop().value) if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-    exec(compile(tree, filename, "exec"), namespace)
-    return NOTHING if last is None else eval(compile(last, filename, "eval"), namespace)
+__all__ = ["NOTHING", "harden_libraries", "restricted_run"]

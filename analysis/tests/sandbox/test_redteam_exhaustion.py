@@ -32,7 +32,10 @@ ATTACKS = {
     "deep_nested_repr": ("a = []\nfor i in range(10**6):\n    a = [a]\nrepr(a)", {"RecursionError", "crashed"}),
     "many_open_files": ("fs = [open(f'f{i}.txt', 'w') for i in range(10**5)]", {"OSError"}),
     "huge_file": ("with open('big.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * 10**6)", {"OSError"}),
-    "endless_small_files": ("i = 0\nwhile True:\n    open(f'f{i}.txt', 'w').close()\n    i += 1", {"timeout", "cpu"}),
+    "endless_small_files": (
+        "i = 0\nwhile True:\n    open(f'f{i}.txt', 'w').close()\n    i += 1",
+        {"timeout", "cpu", "OSError"},
+    ),
 }
 
 

@@ -1,0 +1,208 @@
+"""Host side: the workspace disk quota. While a Sandbox is open its workspace is a size-limited
+tmpfs mounted over the session directory, so a kernel cannot write more than `Limits.disk_mb`
+(bytes) or more than FILES_PER_MB entries per MiB (many small files), whatever language layer it escaped.
+
+The host keeps plain directory semantics: on mount the directory's contents are copied in (the
+originals stay underneath until close, so a host crash loses nothing that was on disk), the worker
+copies datasets in and reads artifacts out through the same path while it is mounted, and on the
+last release the contents are written back to the directory on disk and the tmpfs is unmounted.
+One mount per workspace per host process (reference counted); a mount left by a crashed process is
+adopted. Nothing here imports Django or the analysis libraries.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import stat
+import threading
+from dataclasses import dataclass
+
+FILES_PER_MB = 64  # inodes of the tmpfs (files + directories + symlinks): 65,536 for the default 1 GiB
+_MNT_DETACH = 2
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+class QuotaError(OSError):
+    """The workspace could not be put under its quota."""
+
+
+@dataclass
+class _Mount:
+    workspace: str
+    disk_mb: int
+    under_fd: int  # the directory on disk, reachable through this fd while the tmpfs covers it
+    owned: bool  # False when adopted from an earlier process: never unmounted by us
+    users: int = 0
+
+
+_mounts: dict[str, _Mount] = {}
+_lock = threading.Lock()
+
+
+def _tree_bytes(dir_fd: int) -> int:
+    total = 0
+    for entry in os.scandir(dir_fd):
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            fd = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            try:
+                total += _tree_bytes(fd)
+            finally:
+                os.close(fd)
+        elif stat.S_ISREG(st.st_mode):
+            total += st.st_size
+    return total
+
+
+def _copy_tree(src_fd: int, dst_fd: int) -> None:
+    """Copy a directory's entries by fd, never following a symlink (they are copied as symlinks)."""
+    for entry in os.scandir(src_fd):
+        name = entry.name
+        st = os.lstat(name, dir_fd=src_fd)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src_fd), name, dir_fd=dst_fd)
+        elif stat.S_ISDIR(st.st_mode):
+            os.mkdir(name, 0o700, dir_fd=dst_fd)
+            sub_src = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=src_fd)
+            sub_dst = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dst_fd)
+            try:
+                _copy_tree(sub_src, sub_dst)
+            finally:
+                os.close(sub_src)
+                os.close(sub_dst)
+        elif stat.S_ISREG(st.st_mode):
+            src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=src_fd)
+            dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dst_fd)
+            try:
+                with open(src, "rb", closefd=False) as fin, open(dst, "wb", closefd=False) as fout:
+                    shutil.copyfileobj(fin, fout, 1 << 20)
+            finally:
+                os.close(src)
+                os.close(dst)
+        else:
+            continue  # fifos, sockets, devices: never part of a workspace
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_fd, follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst_fd)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_fd, follow_symlinks=False)
+
+
+def _empty(dir_fd: int) -> None:
+    for entry in os.scandir(dir_fd):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.name, dir_fd=dir_fd)
+        else:
+            os.unlink(entry.name, dir_fd=dir_fd)
+
+
+def _is_tmpfs_mount(path: str) -> bool:
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    for line in reversed(lines):  # the last mount on a path is the visible one
+        fields = line.split(" - ")
+        mount_point = fields[0].split()[4].replace("\\040", " ")
+        if mount_point == path:
+            return len(fields) > 1 and fields[1].split()[0] == "tmpfs"
+    return False
+
+
+def _mount_tmpfs(workspace: str, disk_mb: int) -> None:
+    options = f"size={disk_mb}m,nr_inodes={disk_mb * FILES_PER_MB},mode=0777".encode()
+    flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    if _libc.mount(b"sandbox-workspace", os.fsencode(workspace), b"tmpfs", flags, options) != 0:
+        e = ctypes.get_errno()
+        raise QuotaError(e, f"mount tmpfs on {workspace}: {os.strerror(e)}")
+
+
+def acquire(workspace: str, disk_mb: int) -> dict:
+    """Put `workspace` under a `disk_mb` MiB quota (idempotent per process); returns the disk_quota layer."""
+    name = "disk_quota"
+    if disk_mb <= 0:
+        return {"name": name, "active": False, "detail": "disabled (SANDBOX_DISK_MB is 0)"}
+    if os.geteuid() != 0:
+        return {"name": name, "active": False, "detail": f"not started as root (uid {os.geteuid()}): cannot mount"}
+    with _lock:
+        current = _mounts.get(workspace)
+        if current is None:
+            try:
+                current = _mount(workspace, disk_mb)
+            except OSError as exc:
+                return {"name": name, "active": False, "detail": f"workspace quota failed: {exc}"}
+            _mounts[workspace] = current
+        current.users += 1
+    how = "adopted from an earlier process" if not current.owned else "copied back to disk when the sandbox closes"
+    detail = (
+        f"workspace is a {current.disk_mb} MiB tmpfs (at most {current.disk_mb * FILES_PER_MB} files and directories, "
+        "nosuid, nodev, "
+        f"noexec), {how}"
+    )
+    return {"name": name, "active": True, "detail": detail}
+
+
+def _mount(workspace: str, disk_mb: int) -> _Mount:
+    under_fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.path.ismount(workspace):
+            if not _is_tmpfs_mount(workspace):
+                raise QuotaError(errno.EBUSY, f"{workspace} is already a mount point of another kind")
+            return _Mount(workspace, disk_mb, under_fd, owned=False)
+        held = _tree_bytes(under_fd)
+        if held > disk_mb * 1024 * 1024:
+            raise QuotaError(
+                errno.EDQUOT, f"the workspace already holds {held / 2**20:.0f} MiB, more than its {disk_mb} MiB quota"
+            )
+        _mount_tmpfs(workspace, disk_mb)
+        top = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            _copy_tree(under_fd, top)
+            st = os.fstat(under_fd)
+            os.fchown(top, st.st_uid, st.st_gid)
+            os.fchmod(top, stat.S_IMODE(st.st_mode))
+        except BaseException:
+            os.close(top)
+            _libc.umount2(os.fsencode(workspace), _MNT_DETACH)
+            raise
+        os.close(top)
+    except BaseException:
+        os.close(under_fd)
+        raise
+    return _Mount(workspace, disk_mb, under_fd, owned=True)
+
+
+def release(workspace: str) -> None:
+    """Drop one user of the workspace's quota; the last one writes it back to disk and unmounts."""
+    with _lock:
+        current = _mounts.get(workspace)
+        if current is None:
+            return
+        current.users -= 1
+        if current.users > 0:
+            return
+        del _mounts[workspace]
+    try:
+        if current.owned:
+            top = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                _empty(current.under_fd)
+                _copy_tree(top, current.under_fd)
+            finally:
+                os.close(top)
+            if _libc.umount2(os.fsencode(workspace), 0) != 0:
+                _libc.umount2(os.fsencode(workspace), _MNT_DETACH)  # a host thread still has a file open there
+    finally:
+        os.close(current.under_fd)
+
+
+def usage(workspace: str) -> tuple[int, int]:
+    """(bytes used, bytes allowed) of a mounted workspace, for reports."""
+    st = os.statvfs(workspace)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize
