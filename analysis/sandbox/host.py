@@ -4,6 +4,7 @@ public `Sandbox` API. Nothing here imports the analysis libraries or Django."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import secrets
@@ -418,3 +419,8 @@ class Sandbox:
         kernel = getattr(self, "_kernel", None)
         if kernel is not None:
             kernel.__del__()
+        quota = getattr(self, "_quota", None)
+        if quota is not None and quota["active"]:  # the workspace goes back to disk, the mount and its fd go
+            self._quota = None
+            with contextlib.suppress(OSError):
+                diskquota.release(self.workspace)
