@@ -111,12 +111,17 @@ class AgentOutcome:
 
 def dataset_prompt_info(dataset) -> dict:
     profile = dataset.profile or {}
+    pv = profile.get("preview") or {}
     columns = [
-        {"name": c.get("name"), "dtype": c.get("dtype", "?"), "missing": c.get("missing") or 0}
+        {
+            "name": c.get("name"),
+            "dtype": c.get("dtype", "?"),
+            "missing": c.get("missing") or 0,
+            "samples": _column_samples(c, pv),
+        }
         for c in profile.get("columns") or []
     ]
     preview = ""
-    pv = profile.get("preview") or {}
     if pv.get("columns"):
         header = " | ".join(map(str, pv["columns"]))
         rows = [" | ".join("" if v is None else str(v) for v in row) for row in (pv.get("rows") or [])[:PREVIEW_ROWS]]
@@ -129,6 +134,18 @@ def dataset_prompt_info(dataset) -> dict:
         "columns": columns,
         "preview": preview,
     }
+
+
+def _column_samples(column: dict, preview: dict) -> list[str]:
+    """Distinct values seen in the profile (top values, then the preview rows): the offline analyst reads
+    them to tell dates stored as text and to know which words of a question are values ("only West")."""
+    stats = column.get("stats") or {}
+    seen = [str(t.get("value")) for t in stats.get("top") or [] if isinstance(t, dict)]
+    names = list(preview.get("columns") or [])
+    if column.get("name") in names:
+        i = names.index(column.get("name"))
+        seen += [str(row[i]) for row in preview.get("rows") or [] if i < len(row) and row[i] is not None]
+    return list(dict.fromkeys(seen))[:50]
 
 
 def system_prompt_render(*, session: AnalysisSession, run: Run, datasets: list) -> str:
