@@ -134,6 +134,16 @@ def claim_mentions(answer: str, question: str = "") -> list[Mention]:
 # --- the values a run computed -------------------------------------------------------------------------------
 
 
+class _RowLabels:
+    """A table's row labels (its leading index columns joined), made only for the rows a claim points at."""
+
+    def __init__(self, rows: list[list[Any]], columns: int) -> None:
+        self.rows, self.columns = rows, columns
+
+    def __getitem__(self, row: int) -> str:
+        return " / ".join(str(v) for v in self.rows[row][: self.columns])
+
+
 @dataclass
 class _Chunk:
     """Values from one place: one final_result, one printed output, or one table (its cells column by column)."""
@@ -145,7 +155,7 @@ class _Chunk:
     rows: np.ndarray | None = None
     columns: np.ndarray | None = None
     column_names: list[str] | None = None
-    labels: list[str | None] | None = None
+    labels: _RowLabels | None = None
     title: str = ""
     group_sizes: list[int | None] | None = None  # per value (final_result) or per row (table)
 
@@ -154,7 +164,7 @@ class _Chunk:
             return self.locations[offset]
         row = int(self.rows[offset])
         location: dict[str, Any] = {"row": row, "column": self.column_names[int(self.columns[offset])]}
-        if self.labels is not None and self.labels[row] is not None:
+        if self.labels is not None:
             location["label"] = self.labels[row]
         if self.title:
             location["table"] = self.title
@@ -186,6 +196,26 @@ class ValuePool:
             )
         )
 
+    def add_output(self, *, step: int, stdout: str, data: dict[str, Any]) -> None:
+        """An output step's numbers: its final_result, then what it printed and displayed, as one text line by line."""
+        if data.get("final_result") is not None:
+            self.add_final_result(data["final_result"], step=step, group_sizes=data.get("group_sizes"))
+        display = data.get("display")
+        printed = "\n".join(t for t in (stdout, display if isinstance(display, str) else "") if t)
+        if printed:
+            self.add_stdout(printed, step=step)
+
+    def add_table_body(self, table: dict[str, Any], *, step: int, title: str = "") -> None:
+        """A table artifact's cells, from its stored JSON or the sandbox payload it was stored from (same keys)."""
+        self.add_table(
+            columns=table.get("columns") or [],
+            rows=table.get("rows") or [],
+            step=step,
+            title=title,
+            label_columns=int(table.get("index_columns") or 0),
+            group_sizes=table.get("group_sizes"),
+        )
+
     def add_stdout(self, text: str, *, step: int) -> None:
         line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
         values, locations = [], []
@@ -211,7 +241,7 @@ class ValuePool:
         group_sizes: dict[str, int] | None = None,
     ) -> None:
         """Every numeric cell; `label_columns` leading columns hold the row labels (the table's index)."""
-        labels = [" / ".join(str(v) for v in row[:label_columns]) for row in rows] if label_columns else None
+        labels = _RowLabels(rows, label_columns) if label_columns else None
         values, row_ids, col_ids = [], [], []
         for col, cells in enumerate(zip(*rows, strict=False)):
             numbers = _numeric_column(cells)
@@ -223,7 +253,7 @@ class ValuePool:
             col_ids.append(np.full(len(keep), col))
         if not values:
             return
-        sizes = [group_sizes.get(label) for label in labels] if group_sizes and labels else None
+        sizes = [group_sizes.get(labels[r]) for r in range(len(rows))] if group_sizes and labels else None
         self._add(
             _Chunk(
                 values=np.concatenate(values),
@@ -296,6 +326,8 @@ def _numeric_column(cells: tuple) -> np.ndarray | None:
             return np.array(cells, dtype=np.float64)
         except (TypeError, ValueError):
             pass
+    if isinstance(first, str | type(None)) and not any(type(c) in (int, float) for c in cells):
+        return None  # text (labels, dates): checked without a call per cell
     numbers = [_number(c) for c in cells]
     if all(n is None for n in numbers):
         return None

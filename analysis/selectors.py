@@ -138,29 +138,13 @@ def run_value_pool(*, run: Run) -> ValuePool:
         Prefetch("artifacts", queryset=Artifact.objects.filter(kind=Artifact.Kind.TABLE))
     )
     for step in steps:
-        data = step.data or {}
         if step.kind == Step.Kind.OUTPUT:
-            if data.get("final_result") is not None:
-                pool.add_final_result(data["final_result"], step=step.ordinal, group_sizes=data.get("group_sizes"))
-            printed = "\n".join(t for t in (step.content, _display_text(data.get("display"))) if t)
-            if printed:
-                pool.add_stdout(printed, step=step.ordinal)
+            pool.add_output(step=step.ordinal, stdout=step.content, data=step.data or {})
         for artifact in step.artifacts.all() if step.kind == Step.Kind.ARTIFACT else []:
             table = table_artifact_body(artifact=artifact)
             if table:
-                pool.add_table(
-                    columns=table.get("columns") or [],
-                    rows=table.get("rows") or [],
-                    step=step.ordinal,
-                    title=artifact.title,
-                    label_columns=int(table.get("index_columns") or 0),
-                    group_sizes=table.get("group_sizes"),
-                )
+                pool.add_table_body(table, step=step.ordinal, title=artifact.title)
     return pool
-
-
-def _display_text(display) -> str:
-    return display if isinstance(display, str) else ""
 
 
 def table_artifact_body(*, artifact: Artifact) -> dict | None:

@@ -262,11 +262,13 @@ def step_create(*, run: Run, kind: str, content: str = "", data: dict | None = N
     return step
 
 
-def answer_step_create(*, run: Run, answer: str) -> Step:
+def answer_step_create(*, run: Run, answer: str, values: claims.ValuePool | None = None) -> Step:
     """Save the run's answer with its claims: each number it states, linked to the step that computed it or flagged
-    as found nowhere (analysis/claims.py). Call it after every other step of the run is saved."""
+    as found nowhere (analysis/claims.py). `values` are the numbers the run's steps computed, gathered while they
+    were saved; without them they are read back from the steps and the table files. Call it after every other
+    step of the run is saved."""
     answer = claims.strip_sentinels(answer)
-    pool = selectors.run_value_pool(run=run)
+    pool = values if values is not None else selectors.run_value_pool(run=run)
     found = claims.claims_match(answer=answer, question=run.question, pool=pool)
     return step_create(run=run, kind=Step.Kind.ANSWER, content=answer, data={"claims": found})
 

@@ -29,7 +29,8 @@ from pydantic_ai.usage import UsageLimits
 from analysis import selectors, services
 from analysis.agent.models import RetryingModel, model_build, model_key_resolve
 from analysis.agent.observation import observation_text, traceback_trimmed
-from analysis.models import AnalysisSession, Run, Step
+from analysis.claims import ValuePool
+from analysis.models import AnalysisSession, Artifact, Run, Step
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 _ENGINE = Engine(dirs=[str(PROMPTS_DIR)], autoescape=False)
@@ -90,6 +91,9 @@ class AgentDeps:
     workspace: str | None = None
     tool_calls: int = 0
     timings: list[dict] = field(default_factory=list)
+    # Every number the run's steps computed, gathered as they are saved, so the answer's claims are matched at the
+    # end without reading the tables back from storage (analysis/claims.py).
+    values: ValuePool = field(default_factory=ValuePool)
 
 
 @dataclass
@@ -174,7 +178,7 @@ def result_steps_save(*, deps: AgentDeps, result: dict) -> None:
     run = deps.run
     shown = result.get("stdout") or result.get("stderr") or result.get("final_result") is not None
     if shown or (result.get("display") and not result.get("artifacts")):
-        services.step_create(
+        step = services.step_create(
             run=run,
             kind=Step.Kind.OUTPUT,
             content=result.get("stdout") or "",
@@ -185,6 +189,7 @@ def result_steps_save(*, deps: AgentDeps, result: dict) -> None:
                 "duration": result.get("duration"),
             },
         )
+        deps.values.add_output(step=step.ordinal, stdout=step.content, data=step.data)
     error = result.get("error")
     if error:
         services.step_create(
@@ -213,6 +218,8 @@ def artifact_step_save(*, deps: AgentDeps, payload: dict) -> None:
         else:
             step.content = artifact.title
             step.data = {**step.data, "artifact_id": artifact.pk}
+            if artifact.kind == Artifact.Kind.TABLE:
+                deps.values.add_table_body(payload, step=step.ordinal, title=artifact.title)
         step.save(update_fields=["content", "data"])
 
 
@@ -311,7 +318,7 @@ async def _agent_execute_async(
                 if Agent.is_call_tools_node(node):
                     await _thoughts_save(run=run, response=node.model_response)
         answer = str(agent_run.result.output).strip() if agent_run.result else ""
-        step = await sync_to_async(services.answer_step_create)(run=run, answer=answer)
+        step = await sync_to_async(services.answer_step_create)(run=run, answer=answer, values=deps.values)
         outcome.status, outcome.answer = Run.Status.SUCCEEDED, step.content
     except StepBudgetExceeded:
         outcome.error = (

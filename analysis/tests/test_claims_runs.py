@@ -10,6 +10,7 @@ from django.urls import reverse
 from pydantic_ai.messages import ModelResponse, TextPart
 
 from analysis import selectors
+from analysis.claims import claims_match
 from analysis.models import Step
 from analysis.tests.conftest import SALES
 from analysis.tests.test_agent import _run_with, code_call, script
@@ -127,3 +128,11 @@ def test_an_answer_cannot_forge_claim_marks(session, sales, alice, client):
     assert "\ue000" not in run.answer
     assert "claim-verified" not in html.split('id="session-stream"')[1]
     assert html.count('class="claim claim-unverified"') == 3  # 0 (the sentinels stripped), 999 and 1,234
+
+
+def test_claims_gathered_during_the_run_equal_those_read_back_from_storage(claimed_run):
+    answer = claimed_run.steps.get(kind=Step.Kind.ANSWER).content
+
+    again = claims_match(answer=answer, question=claimed_run.question, pool=selectors.run_value_pool(run=claimed_run))
+
+    assert again == selectors.run_claims(run=claimed_run)
