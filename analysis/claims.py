@@ -181,11 +181,14 @@ class ValuePool:
     """Every number a run's steps produced, with where each came from, searchable by value."""
 
     chunks: list[_Chunk] = field(default_factory=list)
+    # Rows per group label over every groupby result the run produced ({"levels", "sizes"} from the sandbox).
+    group_rows: dict[str, int] = field(default_factory=dict)
     _index: tuple[np.ndarray, ...] | None = None
 
-    def add_final_result(self, value: Any, *, step: int, group_sizes: dict[str, int] | None = None) -> None:
+    def add_final_result(self, value: Any, *, step: int, group_sizes: dict[str, Any] | None = None) -> None:
+        sizes_by_label = self._register(group_sizes)
         found = list(_walk(value, ()))
-        sizes = [group_sizes.get(str(path[-1])) if group_sizes and path else None for path, _ in found]
+        sizes = [sizes_by_label.get(str(path[-1])) if sizes_by_label and path else None for path, _ in found]
         self._add(
             _Chunk(
                 values=np.array([n for _, n in found], dtype=np.float64),
@@ -238,9 +241,12 @@ class ValuePool:
         step: int,
         title: str = "",
         label_columns: int = 0,
-        group_sizes: dict[str, int] | None = None,
+        group_sizes: dict[str, Any] | None = None,
     ) -> None:
         """Every numeric cell; `label_columns` leading columns hold the row labels (the table's index)."""
+        sizes_by_label = self._register(group_sizes)
+        if sizes_by_label and not label_columns:  # a reset_index() result: its groups are the leading columns
+            label_columns = int(group_sizes.get("levels") or 1)
         labels = _RowLabels(rows, label_columns) if label_columns else None
         values, row_ids, col_ids = [], [], []
         for col, cells in enumerate(zip(*rows, strict=False)):
@@ -253,7 +259,7 @@ class ValuePool:
             col_ids.append(np.full(len(keep), col))
         if not values:
             return
-        sizes = [group_sizes.get(labels[r]) for r in range(len(rows))] if group_sizes and labels else None
+        sizes = [sizes_by_label.get(labels[r]) for r in range(len(rows))] if sizes_by_label and labels else None
         self._add(
             _Chunk(
                 values=np.concatenate(values),
@@ -267,6 +273,20 @@ class ValuePool:
                 group_sizes=sizes if sizes and any(s is not None for s in sizes) else None,
             )
         )
+
+    def _register(self, group_sizes: dict[str, Any] | None) -> dict[str, int]:
+        sizes = (group_sizes or {}).get("sizes") or {}
+        self.group_rows.update(sizes)
+        return sizes
+
+    def rows_behind(self, chunk: _Chunk, offset: int) -> int | None:
+        """Rows of the group a value stands for: its own table row's group, or (for a final_result key such as
+        "West") that label's size in any groupby result of the run."""
+        rows = chunk.group_size(offset)
+        location = chunk.location(offset) or {}
+        if rows is None and chunk.source == SOURCE_FINAL_RESULT and location.get("path"):
+            rows = self.group_rows.get(str(location["path"][-1]))
+        return rows
 
     def _add(self, chunk: _Chunk) -> None:
         if len(chunk.values):
@@ -381,7 +401,7 @@ def claims_match(*, answer: str, question: str, pool: ValuePool) -> list[dict[st
             claim.update(
                 step=chunk.step, source=chunk.source, location=chunk.location(offset), computed=_tidy(computed)
             )
-            rows = chunk.group_size(offset)
+            rows = pool.rows_behind(chunk, offset)
             if rows is not None and rows < SMALL_GROUP_ROWS:
                 claim["warning"] = f"based on {rows} row{'s' if rows != 1 else ''}"
         claims.append(claim)

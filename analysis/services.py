@@ -27,6 +27,7 @@ from django.utils import timezone
 from analysis import claims, locks, selectors
 from analysis.agent.models import model_choices
 from analysis.models import AnalysisSession, Artifact, Run, Step
+from analysis.sandbox.result import group_sizes_clean
 from analysis.streaming import push
 from projects.models import Project
 
@@ -299,6 +300,7 @@ def _artifact_file(payload: dict[str, Any], workspace: str | None) -> tuple[str,
             "shape": shape,
             "dtypes": payload.get("dtypes") or {},
             "index_columns": int(payload.get("index_columns") or 0),  # leading columns that are row labels
+            "group_sizes": group_sizes_clean(payload.get("group_sizes")),  # rows per group of a groupby result
             "truncated": bool(payload.get("truncated", len(rows) < (shape[0] if shape else 0))),
         }
         meta = {"shape": shape, "columns": columns}

@@ -186,6 +186,7 @@ def result_steps_save(*, deps: AgentDeps, result: dict) -> None:
                 "stderr": result.get("stderr") or "",
                 "display": None if result.get("artifacts") else result.get("display"),
                 "final_result": result.get("final_result"),
+                "group_sizes": result.get("group_sizes"),
                 "duration": result.get("duration"),
             },
         )

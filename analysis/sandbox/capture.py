@@ -13,6 +13,8 @@ import sys
 import traceback
 from typing import Any
 
+from analysis.sandbox import provenance
+
 CELL = "<cell>"
 TABLE_ROWS = 50
 REPR_CHARS = 10_000
@@ -112,6 +114,7 @@ def table_artifact(obj: Any) -> dict[str, Any]:
     isna().sum()'s column names are the labels that give the numbers their meaning.
     """
     pd = sys.modules["pandas"]
+    group_sizes = provenance.group_sizes_of(obj)
     if isinstance(obj, pd.Series):
         obj = obj.to_frame(name="value" if obj.name is None else obj.name)
     head = obj.head(TABLE_ROWS)
@@ -129,6 +132,7 @@ def table_artifact(obj: Any) -> dict[str, Any]:
         "rows": rows,
         "shape": list(obj.shape),
         "dtypes": {**level_dtypes, **{_label(c): str(t) for c, t in obj.dtypes.items()}},
+        **({"group_sizes": group_sizes} if group_sizes else {}),
     }
 
 

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from analysis.sandbox import capture, isolation, kernel
+from analysis.sandbox import capture, isolation, kernel, provenance
 
 # fmt: off
 PREIMPORTS = [
@@ -75,6 +75,10 @@ def _preimport(policy_module: str) -> list[str]:
         _warm_up()
     except Exception as exc:
         failed.append(f"warm-up: {type(exc).__name__}: {exc}")
+    try:
+        provenance.install()  # before hardening, which may wrap the same methods again
+    except Exception as exc:
+        failed.append(f"provenance: {type(exc).__name__}: {exc}")
     try:
         # The first call wraps the libraries (slow); each kernel's own call only re-targets them.
         importlib.import_module(policy_module).harden_libraries(os.getcwd())

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from typing import Any
 
-from analysis.sandbox import capture, isolation, protocol
+from analysis.sandbox import capture, isolation, protocol, provenance
 
 PRIVATE_TMP = ".sandbox-tmp"
 PRIVATE_TMP_MB = 64  # the kernel's own /tmp (RAM-backed, so small); TMPDIR points into the workspace instead
@@ -208,6 +208,7 @@ class Kernel:
             self.namespace["final_result"] = previous_final
         elif "final_result" in self.namespace:
             result["final_result"] = capture.final_result_value(self.namespace["final_result"], 1_000_000)
+            result["group_sizes"] = provenance.group_sizes_of(self.namespace["final_result"])
         result["artifacts"].extend(capture.file_artifacts(before, capture.workspace_snapshot()))
         result.update(stdout=out.getvalue(), stderr=err.getvalue(), peak_memory=self._peak_memory())
         return result

@@ -36,6 +36,7 @@ class Result:
     state_lost: bool = False
     state_lost_reason: str | None = None
     killed_reason: str | None = None  # timeout | cpu | memory | cancelled | crashed | protocol
+    group_sizes: dict[str, Any] | None = None  # rows per group when final_result is a groupby result (provenance)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,6 +72,7 @@ class Result:
             peak_memory=peak if isinstance(peak, int) and not isinstance(peak, bool) and 0 <= peak < 2**63 else 0,
             # A kernel reports only the ways it ends itself; anything else it claims is a crash.
             killed_reason=None if killed is None else (killed if killed in KERNEL_KILLED_REASONS else "crashed"),
+            group_sizes=group_sizes_clean(msg.get("group_sizes")),
         )
 
 
@@ -85,3 +87,16 @@ def _text(value: object, cap: int) -> str:
     if len(text) > cap:
         text = text[:cap] + f"\n[cut by the host: {len(text) - cap} more characters]"
     return text
+
+
+def group_sizes_clean(value: object) -> dict[str, Any] | None:
+    """Untrusted group sizes ({"levels": n, "sizes": {label: rows}}) kept only when well-typed and bounded."""
+    if not isinstance(value, dict) or not isinstance(value.get("sizes"), dict):
+        return None
+    levels, sizes = value.get("levels"), value["sizes"]
+    if not isinstance(levels, int) or isinstance(levels, bool) or not 1 <= levels <= 16 or len(sizes) > 1_000:
+        return None
+    clean = {
+        k[:200]: v for k, v in sizes.items() if isinstance(k, str) and type(v) is int and 0 <= v < 2**63
+    }  # fmt: skip
+    return {"levels": levels, "sizes": clean}

@@ -162,7 +162,7 @@ def test_a_number_from_a_small_group_carries_a_warning():
         rows=[["East", 12.25], ["West", 40.5]],
         step=5,
         label_columns=1,
-        group_sizes={"East": 12, "West": 480},
+        group_sizes={"levels": 1, "sizes": {"East": 12, "West": 480}},
     )
 
     east, west = claims_match(answer="East averaged 12.25 and West 40.5.", question="", pool=pool)

@@ -112,9 +112,11 @@ def test_the_page_marks_verified_and_unverified_numbers_and_notes_the_unverified
 
     html = client.get(reverse("analysis:session-detail", args=[claimed_run.session_id])).content.decode()
 
-    assert html.count('class="claim claim-verified"') == 5
+    assert html.count('class="claim claim-verified') == 5
     assert html.count('class="claim claim-unverified"') == 2
     assert "2 numbers in this answer were not found in any computed output." in html
+    assert html.count('class="claim claim-verified claim-small-sample"') == 1  # East: a group of 6 rows
+    assert "is based on 6 rows (fewer than 30)" in html
     assert 'data-claim-source="table" data-claim-row="' in html
 
 
@@ -136,3 +138,16 @@ def test_claims_gathered_during_the_run_equal_those_read_back_from_storage(claim
     again = claims_match(answer=answer, question=claimed_run.question, pool=selectors.run_value_pool(run=claimed_run))
 
     assert again == selectors.run_claims(run=claimed_run)
+
+
+def test_a_number_from_a_small_group_of_a_real_groupby_carries_a_warning(session, sales, alice):
+    code = "import pandas as pd\ndf = pd.read_csv('sales.csv')\ndf.groupby('Region')['revenue'].mean().round(2)"
+    means = SALES.groupby("Region")["revenue"].mean().round(2)
+    answer = f"West averaged {means['West']:,.2f}."
+    run = _run_with(script(code_call(code), ModelResponse(parts=[TextPart(answer)])), session, alice)
+
+    (claim,) = selectors.run_claims(run=run)
+
+    assert claim["source"] == "table"
+    assert claim["location"]["label"] == "West"
+    assert claim["warning"] == f"based on {int((SALES['Region'] == 'West').sum())} rows"
