@@ -69,7 +69,14 @@ def _matches(text: str, value: float) -> bool:
 
 
 def numbers_unverified(run: Run) -> list[str]:
-    """The numbers in the answer that no computed value explains (empty means fully verified)."""
+    """The numbers in the answer that no computed value explains (empty means fully verified): the platform's
+    claims (analysis/claims.py, saved on the answer step) and, stricter, the exact rounding check below."""
+    answer_step = run.steps.filter(kind="answer").first()
+    claimed = (answer_step.data or {}).get("claims") or [] if answer_step else []
+    return [c["text"] for c in claimed if not c["verified"]] + _numbers_unexplained(run)
+
+
+def _numbers_unexplained(run: Run) -> list[str]:
     values = [v for r in final_results(run) for v in _flatten(r)]
     stdout = " ".join(s.content for s in run.steps.filter(kind="output"))
     values += [float(n.replace(",", "")) for n in re.findall(r"\d+(?:\.\d+)?", stdout)]
