@@ -44,6 +44,7 @@ from exports.document import Block, ExportContext, export_context_build, run_blo
 from exports.services import EXPORT_FORMATS, UnknownFormat, artifact_png_bytes
 from exports.tables import cell_format, column_decimals
 from projects.models import Project
+from projects.profile_display import profile_tables, shape_text
 
 Rendered = tuple[str, str, bytes]
 MAX_TABLE_ROWS = 200  # per table in Markdown/notebook; the JSON export keeps every stored row
@@ -73,18 +74,20 @@ def table_cells(content: dict[str, Any], limit: int = MAX_TABLE_ROWS) -> tuple[l
     return columns, cells, max(0, len(rows) - len(shown))
 
 
-def profile_rows(dataset: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(column, dtype, missing, summary) per dataset column, from the stored profile."""
-    rows = []
-    for column in (dataset.get("profile") or {}).get("columns") or []:
-        if not isinstance(column, dict):
-            continue
-        stats = column.get("stats") or {}
-        summary = " · ".join(f"{k} {_short(v)}" for k, v in list(stats.items())[:6]) if isinstance(stats, dict) else ""
-        rows.append(
-            (str(column.get("name", "")), str(column.get("dtype", "")), _short(column.get("missing", "")), summary)
-        )
-    return rows
+def dataset_heading(dataset: dict[str, Any]) -> str:
+    """ "2,000 rows × 8 columns", or "3 sheets" for a workbook (each sheet then has its own shape)."""
+    sheets = (dataset.get("profile") or {}).get("sheets") or []
+    if len(sheets) > 1:
+        return f"{len(sheets)} sheets"
+    return shape_text(dataset.get("row_count"), dataset.get("column_count"))
+
+
+def dataset_tables(dataset: dict[str, Any]) -> list[tuple[str, str, list[tuple[str, str, str, str]]]]:
+    """(sheet name or "", shape, [(column, type, missing, summary)]) per table, formatted as the dataset page does."""
+    return [
+        (t.sheet, t.shape, [(c.name, c.type_label, c.missing, c.summary_text) for c in t.columns])
+        for t in profile_tables(dataset.get("profile"))
+    ]
 
 
 def _short(value: Any) -> str:
@@ -239,13 +242,12 @@ def markdown_document(context: ExportContext, images: dict[str, bytes]) -> str:
     if doc["datasets"]:
         out.append("## Datasets")
         for dataset in doc["datasets"]:
-            out.append(
-                f"### {sanitize_markdown_source(_one_line(dataset['name']))} — "
-                f"{dataset['row_count']:,} rows × {dataset['column_count']:,} columns"
-            )
-            rows = profile_rows(dataset)
-            if rows:
-                out.append(_md_table(["Column", "Type", "Missing", "Summary"], [list(r) for r in rows]))
+            out.append(f"### {sanitize_markdown_source(_one_line(dataset['name']))} — {dataset_heading(dataset)}")
+            for sheet, shape, rows in dataset_tables(dataset):
+                if sheet:
+                    out.append(f"**Sheet {sanitize_markdown_source(_one_line(sheet))}** — {shape}")
+                if rows:
+                    out.append(_md_table(["Column", "Type", "Missing", "Summary"], [list(r) for r in rows]))
     for session in doc["sessions"]:
         level = 2
         if project_scope:
@@ -382,7 +384,9 @@ def pdf_html(context: ExportContext, images: dict[str, bytes]) -> str:
         "doc": doc,
         "title": context.title,
         "sessions": sessions,
-        "datasets": [{"dataset": d, "rows": profile_rows(d)} for d in doc["datasets"]],
+        "datasets": [
+            {"dataset": d, "heading": dataset_heading(d), "tables": dataset_tables(d)} for d in doc["datasets"]
+        ],
         "pinned": [_pdf_artifact(a, context, images) for a in doc["pinned_artifacts"]],
         "counts": counts,
         "exported_at": doc["exported_at"][:16].replace("T", " "),

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from projects.profile_display import TableDisplay, profile_tables
+
 
 class ProjectQuerySet(models.QuerySet["Project"]):
     """The one place that decides who can see or change a project.
@@ -45,6 +47,15 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def profile_tables(self) -> list[TableDisplay]:
+        """The profile as people read it: one formatted table per sheet (workbooks) or for the whole file."""
+        return profile_tables(self.profile)
+
+    @property
+    def sheet_names(self) -> list[str]:
+        return [str(s.get("name", "")) for s in (self.profile or {}).get("sheets") or [] if isinstance(s, dict)]
 
     def get_absolute_url(self) -> str:
         return reverse("projects:project-detail", args=[self.pk])
@@ -107,3 +118,12 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def profile_tables(self) -> list[TableDisplay]:
+        """The profile as people read it: one formatted table per sheet (workbooks) or for the whole file."""
+        return profile_tables(self.profile)
+
+    @property
+    def sheet_names(self) -> list[str]:
+        return [str(s.get("name", "")) for s in (self.profile or {}).get("sheets") or [] if isinstance(s, dict)]

@@ -2,13 +2,16 @@
 
 Built chunk by chunk where the format allows (CSV/TSV via ``read_csv(chunksize=...)``, Parquet by
 record batches, JSON Lines by chunks), so a large file never sits in memory whole. Excel and plain
-JSON documents are read at once (their parsers cannot stream).
+JSON documents are read at once (their parsers cannot stream). A workbook is profiled sheet by sheet
+(``profile["sheets"]``); its top level is the first sheet, the one ``pd.read_excel(name)`` loads. Text
+columns whose every value is a date in one format are profiled as dates (``kind``, ``date_format``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +28,19 @@ CHUNK_ROWS = 50_000
 TOP_VALUES = 5
 # Past this many distinct values a text column's unique count is a lower bound ("unique_exact": false).
 UNIQUE_CAP = 100_000
+# Text columns holding dates: tried in order, the first format that reads every distinct value wins. ISO 8601
+# covers 2024-03-05, 2024-03, with times, T and zones; day-first comes before month-first (ambiguous only when
+# no day in the column is above 12).
+DATE_FORMATS = (
+    "ISO8601", "%Y/%m/%d", "%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S",
+    "%d/%m/%Y", "%m/%d/%Y", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S",
+    "%d/%m/%y", "%m/%d/%y", "%d.%m.%Y", "%d.%m.%Y %H:%M", "%d.%m.%y", "%d-%m-%Y", "%m-%d-%Y",
+    "%b %d, %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y", "%b %d %Y", "%d-%b-%Y", "%d-%b-%y", "%b %Y", "%B %Y",
+    "%a, %d %b %Y %H:%M:%S %z",
+)  # fmt: skip
+_DATE_SHAPE = re.compile(r"\d{1,4}\D+\d{1,4}|[A-Za-z]{3,}\.? \d{4}")  # two number groups, or "Mar 2024"
+DATE_SAMPLE = 200
+MAX_SHEETS = 50  # a workbook's sheets profiled (the rest are named in the count only)
 
 
 def json_safe(value: Any) -> Any:
@@ -152,6 +168,9 @@ class ColumnProfile:
             stats = {"count": self.count, "min": self.min, "max": self.max}
         else:
             counts = self.counts if self.counts is not None else pd.Series(dtype="int64")
+            dated = _text_dates(counts.index)
+            if dated is not None:
+                return self._dated_result(*dated)
             top = [{"value": value, "count": int(n)} for value, n in counts.nlargest(TOP_VALUES, keep="first").items()]
             stats = {"count": self.count, "unique": len(counts), "unique_exact": self.unique_exact, "top": top}
         return json_safe(
@@ -163,6 +182,53 @@ class ColumnProfile:
                 "stats": stats,
             }
         )
+
+    def _dated_result(self, fmt: str, low: Any, high: Any) -> dict[str, Any]:
+        """A text column whose every value is a date in ``fmt``: profiled as a date range."""
+        return json_safe(
+            {
+                "name": self.name,
+                "dtype": self.dtype or "object",  # as pandas reads it; ``date_format`` says how to parse it
+                "kind": "datetime",
+                "date_format": fmt,
+                "missing": self.missing,
+                "stats": {"count": self.count, "min": _moment_text(low), "max": _moment_text(high)},
+            }
+        )
+
+
+def _text_dates(values: pd.Index) -> tuple[str, Any, Any] | None:
+    """(format, earliest, latest) when every distinct text value is a date in one of DATE_FORMATS."""
+    if not len(values):
+        return None
+    sample = values[:DATE_SAMPLE]
+    if not all(isinstance(v, str) and _DATE_SHAPE.search(v) for v in sample):
+        return None
+    for fmt in DATE_FORMATS:
+        if _parse_dates(sample, fmt) is None:
+            continue
+        parsed = _parse_dates(values, fmt)
+        if parsed is not None:
+            return fmt, parsed.min(), parsed.max()
+    return None
+
+
+def _parse_dates(values: pd.Index, fmt: str) -> pd.DatetimeIndex | None:
+    try:
+        parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+    except (ValueError, TypeError):  # mixed time zones: compare them in UTC
+        try:
+            parsed = pd.to_datetime(values, format=fmt, errors="coerce", utc=True)
+        except (ValueError, TypeError):
+            return None
+    return None if parsed.isna().any() else parsed
+
+
+def _moment_text(moment: Any) -> str:
+    """A date without its midnight time; a moment to the minute or second."""
+    if moment.hour == moment.minute == moment.second == 0 and not moment.microsecond:
+        return moment.strftime("%Y-%m-%d")
+    return moment.isoformat(timespec="seconds" if moment.second else "minutes")
 
 
 def _is_numpy(*dtypes: str) -> bool:
@@ -237,7 +303,21 @@ def _chunks(path: Path, fmt: str) -> Iterable[pd.DataFrame]:
         return _json_chunks(path)
     if fmt == Dataset.Format.PARQUET:
         return _parquet_chunks(path)
-    return [pd.read_excel(path, sheet_name=0, engine="openpyxl")]
+    raise ValueError(f"no chunk reader for {fmt}")  # workbooks: _workbook_profile
+
+
+def _workbook_profile(path: Path) -> dict[str, Any]:
+    """The first sheet's profile (what ``pd.read_excel(name)`` loads) plus ``sheets``: every sheet's, by name."""
+    frames = pd.read_excel(path, sheet_name=None, engine="openpyxl")
+    sheets = []
+    for name, frame in list(frames.items())[:MAX_SHEETS]:
+        builder = ProfileBuilder()
+        builder.add(frame)
+        sheets.append({"name": str(name), **builder.result()})
+    if not sheets:
+        return ProfileBuilder().result()
+    first = {key: value for key, value in sheets[0].items() if key != "name"}
+    return {**first, "sheets": sheets, "sheets_omitted": max(0, len(frames) - MAX_SHEETS)}
 
 
 def dataset_profile_build(*, path: Path, fmt: str) -> dict[str, Any]:
@@ -248,8 +328,12 @@ def dataset_profile_build(*, path: Path, fmt: str) -> dict[str, Any]:
     label = Dataset.Format(fmt).label
     builder = ProfileBuilder()
     try:
-        for chunk in _chunks(path, fmt):
-            builder.add(chunk)
+        if fmt == Dataset.Format.XLSX:
+            profile = _workbook_profile(path)
+        else:
+            for chunk in _chunks(path, fmt):
+                builder.add(chunk)
+            profile = builder.result()
     except pd.errors.EmptyDataError as exc:
         raise ValidationError(f"The {label} file has no columns to read.") from exc
     except pd.errors.ParserError as exc:
@@ -258,11 +342,12 @@ def dataset_profile_build(*, path: Path, fmt: str) -> dict[str, Any]:
         raise ValidationError(
             f"The file could not be read as {label} ({type(exc).__name__}: {_first_line(exc)})."
         ) from exc
-    profile = builder.result()
-    if not profile["column_count"]:
+    tables = profile.get("sheets") or [profile]
+    if not any(t["column_count"] for t in tables):
         raise ValidationError(f"The {label} file has no columns.")
-    if not profile["rows"]:
-        raise ValidationError(f"The {label} file has column names but no data rows.")
+    if not any(t["rows"] for t in tables):
+        where = "in any of its sheets" if len(tables) > 1 else ""
+        raise ValidationError(f"The {label} file has column names but no data rows{where and ' ' + where}.")
     return profile
 
 

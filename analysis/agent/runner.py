@@ -113,30 +113,58 @@ class AgentOutcome:
 # --- prompt ----------------------------------------------------------------------------------------
 
 
-def dataset_prompt_info(dataset) -> dict:
-    profile = dataset.profile or {}
-    pv = profile.get("preview") or {}
+_READERS = {"csv": "pd.read_csv({name!r})", "tsv": "pd.read_csv({name!r}, sep='\\t')",
+            "parquet": "pd.read_parquet({name!r})", "json": "pd.read_json({name!r})", "xlsx": "pd.read_excel({name!r})"}  # fmt: skip
+
+
+def _table_prompt_info(table: dict) -> dict:
+    """Columns (with how to parse dates stored as text) and a few preview rows of one table."""
+    pv = table.get("preview") or {}
     columns = [
         {
             "name": c.get("name"),
             "dtype": c.get("dtype", "?"),
+            "kind": c.get("kind", ""),
+            "date_format": c.get("date_format", ""),
             "missing": c.get("missing") or 0,
             "samples": _column_samples(c, pv),
         }
-        for c in profile.get("columns") or []
+        for c in table.get("columns") or []
     ]
     preview = ""
     if pv.get("columns"):
         header = " | ".join(map(str, pv["columns"]))
         rows = [" | ".join("" if v is None else str(v) for v in row) for row in (pv.get("rows") or [])[:PREVIEW_ROWS]]
         preview = "\n".join([header, *rows])
+    return {"columns": columns, "preview": preview}
+
+
+def dataset_prompt_info(dataset) -> dict:
+    """What the prompt (and the offline analyst) knows of a dataset: shape, columns, preview, how to load it.
+
+    A workbook lists every sheet as its own table with its ``pd.read_excel(name, sheet_name=...)`` line.
+    """
+    profile = dataset.profile or {}
+    info = _table_prompt_info(profile)
+    sheets = [
+        {
+            "name": str(sheet.get("name", "")),
+            "rows": sheet.get("rows", 0),
+            "cols": sheet.get("column_count", 0),
+            "load": f"pd.read_excel({dataset.name!r}, sheet_name={str(sheet.get('name', ''))!r})",
+            **_table_prompt_info(sheet),
+        }
+        for sheet in profile.get("sheets") or []
+        if isinstance(sheet, dict)
+    ]
     return {
         "name": dataset.name,
         "rows": dataset.row_count,
-        "cols": dataset.column_count or len(columns),
+        "cols": dataset.column_count or len(info["columns"]),
         "format": dataset.format,
-        "columns": columns,
-        "preview": preview,
+        "load": _READERS.get(dataset.format, "pd.read_csv({name!r})").format(name=dataset.name),
+        "sheets": sheets if len(sheets) > 1 else [],
+        **info,
     }
 
 
@@ -163,7 +191,8 @@ def system_prompt_render(*, session: AnalysisSession, run: Run, datasets: list) 
         "history": history,
         "max_tool_calls": settings.AGENT_MAX_TOOL_CALLS,
     }
-    return _ENGINE.get_template("system.txt").render(Context(context))
+    # A prompt is plain text: HTML escaping turned quotes in load lines and previews into &#x27; for the model.
+    return _ENGINE.get_template("system.txt").render(Context(context, autoescape=False))
 
 
 # --- the tool -------------------------------------------------------------------------------------

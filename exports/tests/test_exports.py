@@ -440,3 +440,31 @@ def test_answer_lists_are_lists_in_the_pdf_and_the_markdown_export(project):
         .decode()
     )
     assert "Revenue by region:\n\n- North: 10\n- South: 20" in markdown
+
+
+def test_dataset_profiles_in_exports_read_like_the_page(project):
+    profile = {
+        "rows": 2000,
+        "column_count": 3,
+        "columns": [
+            {"name": "region", "dtype": "str", "kind": "text", "missing": 0,
+             "stats": {"count": 2000, "unique": 4, "unique_exact": True, "top": [{"value": "North", "count": 1200}]}},
+            {"name": "revenue", "dtype": "float64", "kind": "numeric", "missing": 1500,
+             "stats": {"count": 500, "min": 0.5, "max": 1234567.891, "mean": 2500.123, "std": 10.0}},
+            {"name": "day", "dtype": "str", "kind": "datetime", "date_format": "%d/%m/%Y", "missing": 0,
+             "stats": {"count": 2000, "min": "2024-01-01", "max": "2024-12-31"}},
+        ],
+    }  # fmt: skip
+    Dataset.objects.create(project=project, name="sales.csv", original_filename="sales.csv", file="x.csv", size=10,
+                           format="csv", row_count=2000, column_count=3, profile=profile)  # fmt: skip
+
+    pdf = _pdf_text(export_render(target=project, fmt="pdf")[2])
+    archive = zipfile.ZipFile(io.BytesIO(export_render(target=project, fmt="md")[2]))
+    markdown = archive.read(next(n for n in archive.namelist() if n.endswith(".md"))).decode()
+
+    for text in (pdf, markdown):
+        assert "2,000 rows × 3 columns" in text
+        assert "4 unique · top: North (1,200)" in text
+        assert "max 1,234,567.89" in text and "1,500" in text
+        assert "2024-01-01 → 2024-12-31" in text
+        assert "unique_exact" not in text and '{"value"' not in text
