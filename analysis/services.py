@@ -95,7 +95,7 @@ def session_delete(*, session: AnalysisSession, user) -> None:
 def run_start(*, session: AnalysisSession, user, question: str) -> Run:
     """Queue a question. Raises ``SessionBusy`` while another run of the session is queued or running.
 
-    The lock is the database constraint (always) plus a Redis key when Redis is configured. A run whose worker
+    The lock is the database's partial unique constraint ``one_active_run_per_session``. A run whose worker
     died is reaped here first, so a crashed worker never blocks a session longer than ``RUN_STALE_SECONDS``.
     """
     question = (question or "").strip()
@@ -109,18 +109,12 @@ def run_start(*, session: AnalysisSession, user, question: str) -> Run:
     active = Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()
     if active is not None:
         raise SessionBusy(active)
-    token = locks.session_lock_acquire(session_id=session.pk)
-    if token is None:
-        # The Redis key may outlive a crashed request; the database (no active run, checked above) decides.
-        token = locks.session_lock_force(session_id=session.pk)
     try:
         with transaction.atomic():
             run = Run.objects.create(session=session, user=user, question=question, model=session.model)
             AnalysisSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
-    except IntegrityError:
-        locks.session_lock_release(session_id=session.pk, token=token)
+    except IntegrityError:  # a concurrent request won the race: the constraint is the lock
         raise SessionBusy(Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()) from None
-    locks.session_lock_bind(session_id=session.pk, token=token, run_id=run.pk)
     transaction.on_commit(lambda: (locks.queue_wake(run_id=run.pk), push.run_push(run_id=run.pk)))
     return run
 
@@ -134,7 +128,6 @@ def run_cancel(*, run: Run, user) -> Run:
         status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now, error="Stopped before it started."
     )
     if cancelled_queued:
-        locks.session_lock_release(session_id=run.session_id, run_id=run.pk)
         transaction.on_commit(lambda: push.run_push(run_id=run.pk))
     else:
         Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(cancel_requested=True)
@@ -178,11 +171,8 @@ def run_claim(*, worker_id: str) -> Run | None:
 def run_heartbeat(*, run_id: int, worker_id: str) -> bool:
     """Record that the worker is alive; returns True when the user asked to cancel the run."""
     Run.objects.filter(pk=run_id, worker_id=worker_id, status=Run.Status.RUNNING).update(heartbeat_at=timezone.now())
-    run = Run.objects.filter(pk=run_id).values("session_id", "cancel_requested").first()
-    if run is None:  # deleted with its session (which requested a cancel first), or not visible yet
-        return False
-    locks.session_lock_refresh(session_id=run["session_id"], run_id=run_id)
-    return run["cancel_requested"]
+    # A row that is gone (deleted with its session, which requested a cancel first) or not visible yet: no cancel.
+    return Run.objects.filter(pk=run_id, cancel_requested=True).exists()
 
 
 def run_cancel_requested(*, run_id: int) -> bool:
@@ -200,7 +190,7 @@ def run_finish(
     tokens_out: int = 0,
     cost: Decimal | float = Decimal("0"),
 ) -> bool:
-    """End a running run once (a reaped or already-finished run is left alone); releases the session lock."""
+    """End a running run once (a reaped or already-finished run is left alone)."""
     updated = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
         status=status,
         answer=answer,
@@ -211,7 +201,6 @@ def run_finish(
         cost=Decimal(str(cost or 0)),
         finished_at=timezone.now(),
     )
-    locks.session_lock_release(session_id=run.session_id, run_id=run.pk)
     AnalysisSession.objects.filter(pk=run.session_id).update(updated_at=timezone.now())
     transaction.on_commit(lambda: push.run_push(run_id=run.pk))
     return bool(updated)
@@ -228,7 +217,6 @@ def runs_reap_stale(*, session_id: int | None = None) -> list[int]:
         if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, heartbeat_at__lt=cutoff).update(
             status=Run.Status.FAILED, error=STALE_RUN_ERROR, finished_at=timezone.now()
         ):
-            locks.session_lock_release(session_id=run.session_id, run_id=run.pk)
             reaped.append(run.pk)
             transaction.on_commit(lambda pk=run.pk: push.run_push(run_id=pk))
     if reaped:

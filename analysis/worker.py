@@ -103,7 +103,7 @@ class _CancelListener(threading.Thread):
             return
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(locks.CANCEL_CHANNEL)
+            pubsub.subscribe(locks.cancel_channel())
             while not self.done.is_set():
                 message = pubsub.get_message(timeout=0.1)
                 if message and message.get("data") in (str(self.run_id).encode(), str(self.run_id)):

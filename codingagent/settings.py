@@ -131,18 +131,36 @@ STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 
-# --- Redis: channel layer, cache (throttling) and run locks ------------------------------------
+# --- Redis: channel layer, cache (throttling), worker wake-ups and cancels -----------------------
 REDIS_URL = env_str("REDIS_URL", "")
+# Every Redis key and channel starts with this, so deployments can share one Redis (analysis/locks.py).
+REDIS_PREFIX = env_str("REDIS_PREFIX", "codingagent")
+# A websocket renews its group membership every third of this; a crashed consumer's entry lapses after it.
+CHANNEL_GROUP_EXPIRY = env_int("CHANNEL_GROUP_EXPIRY", 300)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("REDIS_PREFIX", "codingagent")},
+            "CONFIG": {
+                # redis-py's default 5 s socket timeout equals channels-redis' 5 s BRPOP: every quiet websocket
+                # would read a timeout (and its consumer crash) after 5 s. The read timeout must exceed it.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "prefix": f"{REDIS_PREFIX}:channels:",
+                "group_expiry": CHANNEL_GROUP_EXPIRY,
+            },
         }
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_PREFIX,
+        }
+    }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"group_expiry": CHANNEL_GROUP_EXPIRY}}
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Files: local folder by default, S3/MinIO when S3_BUCKET is set -----------------------------

@@ -11,17 +11,24 @@ top-level out-of-band elements with stable ids.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import DatabaseError
 from django.db.models import Q
 
 from analysis import selectors
 from analysis.models import AnalysisSession, Run, Step
 from analysis.streaming import push
 from analysis.streaming.tailer import tailer
+
+logger = logging.getLogger(__name__)
+GROUP_LEAVE_TIMEOUT = 2.0  # seconds to remove a closing socket from its group; past it, group expiry does
 
 
 def _db(func):
@@ -40,6 +47,20 @@ def _render_run(*, run: Run, with_shell: bool, can_edit: bool, session: Analysis
 
 class SessionConsumer(AsyncWebsocketConsumer):
     session: AnalysisSession | None = None
+    group: str | None = None
+    tailing = False
+    _renewal: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Leave the group however the consumer ends: a clean close, a crash, or a cancelled task.
+
+        ``disconnect()`` only runs on a clean close. Membership is also renewed while connected (a third of the
+        layer's ``group_expiry``), so the entry of a consumer whose process died lapses on its own.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._leave_group()
 
     async def dispatch(self, message: dict) -> None:
         """Channels' dispatch, without its hop to the process's single sync thread before every message.
@@ -55,15 +76,26 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
+        try:
+            await self._connect()
+        except DatabaseError as exc:
+            # Database down: 1013 "try again later" makes the page's websocket reconnect with a backoff.
+            logger.warning(
+                "Websocket of session %s refused while the database is unavailable: %s", self.session_id, exc
+            )
+            await self.close(code=1013)
+
+    async def _connect(self) -> None:
         self.session_id = int(self.scope["url_route"]["kwargs"]["session_pk"])
         self.session, self.can_edit = await self._access()
         if self.session is None:
             await self.close(code=4404)
             return
-        self.group = push.session_group(self.session_id)
         self.cursor = _int(parse_qs(self.scope.get("query_string", b"").decode()).get("after", ["0"])[0])
         self.ordinals: dict[int, int] = {}
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(push.session_group(self.session_id), self.channel_name)
+        self.group = push.session_group(self.session_id)
+        self._renewal = asyncio.get_running_loop().create_task(self._renew_membership())
         self.tailing = not push.layer_is_shared()
         if self.tailing:
             tailer.subscribe(self.session_id)
@@ -71,11 +103,29 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self._send_repair(snapshot=True)
 
     async def disconnect(self, code: int) -> None:
-        if self.session is None:
+        await self._leave_group()
+
+    async def _renew_membership(self) -> None:
+        interval = max(1.0, getattr(self.channel_layer, "group_expiry", 86400) / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.channel_layer.group_add(self.group, self.channel_name)
+            except Exception as exc:  # Redis away: the receive loop fails too and ends this consumer
+                logger.warning("Renewing websocket group %s failed: %s", self.group, exc)
+
+    async def _leave_group(self) -> None:
+        """Idempotent: the first call (disconnect, or the end of ``__call__``) does the work."""
+        group, self.group = self.group, None
+        if group is None:
             return
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self._renewal is not None:
+            self._renewal.cancel()
+            await asyncio.wait([self._renewal], timeout=1)  # a group_add in flight must not land after the discard
         if self.tailing:
             tailer.unsubscribe(self.session_id)
+        with contextlib.suppress(Exception):  # e.g. Redis down: the entry lapses after group_expiry instead
+            await asyncio.wait_for(self.channel_layer.group_discard(group, self.channel_name), GROUP_LEAVE_TIMEOUT)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """A client may also send ``{"after": <pk>}`` (e.g. from the question form); it gets the missing steps."""
