@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees what views raise first: an unreachable database or Redis answers 503, not 500.
+    "codingagent.middleware.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "codingagent.urls"

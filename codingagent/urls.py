@@ -25,3 +25,5 @@ urlpatterns = [
     path("", include("exports.urls")),
     path("", include("projects.urls")),
 ]
+
+handler500 = "codingagent.views.server_error"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 from asgiref.sync import async_to_sync
@@ -9,10 +10,13 @@ from channels.layers import get_channel_layer
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.templatetags.static import static
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from codingagent.middleware import unavailable_response, unavailable_service
 
 
 def _check_database() -> None:
@@ -58,3 +62,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
     # Resolved per request: the hashed name exists only once collectstatic has run.
     return HttpResponseRedirect(static("img/favicon.svg"))
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 handler: a service outage raised outside a view (e.g. saving the session) is a 503 too."""
+    exc = sys.exc_info()[1]
+    service = unavailable_service(exc)
+    if service is not None:
+        return unavailable_response(request, service=service, exc=exc)
+    return defaults.server_error(request)

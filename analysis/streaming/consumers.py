@@ -19,7 +19,6 @@ from urllib.parse import parse_qs
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.db import DatabaseError
 from django.db.models import Q
 
 from analysis import selectors
@@ -76,16 +75,6 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
-        try:
-            await self._connect()
-        except DatabaseError as exc:
-            # Database down: 1013 "try again later" makes the page's websocket reconnect with a backoff.
-            logger.warning(
-                "Websocket of session %s refused while the database is unavailable: %s", self.session_id, exc
-            )
-            await self.close(code=1013)
-
-    async def _connect(self) -> None:
         self.session_id = int(self.scope["url_route"]["kwargs"]["session_pk"])
         self.session, self.can_edit = await self._access()
         if self.session is None:
