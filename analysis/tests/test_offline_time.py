@@ -223,3 +223,25 @@ def test_text_that_is_not_dates_stops_with_the_reason(project, session, alice, s
     run = ask(session, alice, "n by month of date", shared_worker)
 
     assert "date does not hold dates" in run.answer
+
+
+def test_average_number_of_orders_per_day_counts_days_without_orders(session, demo_sales, alice, shared_worker):
+    run = ask(session, alice, "average number of orders per day", shared_worker)
+
+    every_day = pd.date_range(SALES["date"].min(), SALES["date"].max(), freq="D")
+    per_day = SALES.groupby("date").size().reindex(every_day, fill_value=0)
+    assert run.answer.startswith(
+        f"On average **{per_day.mean():.2f} orders per day** ({len(SALES)} orders over {len(every_day)} days)"
+    )
+    assert numbers_unverified(run) == []
+
+
+def test_daily_totals_are_zero_on_days_without_orders(session, demo_sales, alice, shared_worker):
+    run = ask(session, alice, "daily revenue", shared_worker)
+
+    assert run.answer.endswith(f"lowest: **0** ({_first_day_without_orders()}).")
+
+
+def _first_day_without_orders() -> str:
+    every_day = pd.date_range(SALES["date"].min(), SALES["date"].max(), freq="D")
+    return f"{every_day.difference(SALES['date'])[0]:%Y-%m-%d}"

@@ -41,6 +41,14 @@ def period_of(dates, grain):
 def period_start(dates, grain):
     freq = {'day': 'D', 'week': 'W', 'month': 'M', 'quarter': 'Q', 'year': 'Y'}[grain]
     return dates.dt.to_period(freq).dt.start_time
+
+
+def every_period(dates, grain):
+    # Every period from the first to the last (empty ones too): label -> start date.
+    freq = {'day': 'D', 'week': 'W-MON', 'month': 'MS', 'quarter': 'QS', 'year': 'YS'}[grain]
+    starts = period_start(dates, grain)
+    every = pd.Series(pd.date_range(starts.min(), starts.max(), freq=freq))
+    return pd.Series(every.values, index=period_of(every, grain).values)
 """
 
 AUTO_GRAIN = """span = (df[{date!r}].max() - df[{date!r}].min()).days
@@ -80,7 +88,8 @@ def _filter_code(req: Request, f: Filter) -> str:
 
 
 def periods(req: Request) -> str:
-    """Code that sets ``grain`` and ``period`` (the label of each row's time period)."""
+    """Code that sets ``grain``, ``period`` (the label of each row's time period) and ``starts`` (every period
+    from the first to the last, label → start date: totals and counts are 0 in a period without rows)."""
     assert req.date is not None
     d = req.date.name
     grain = AUTO_GRAIN.format(date=d) if req.grain == "auto" else f"grain = {req.grain!r}\n"
@@ -88,10 +97,7 @@ def periods(req: Request) -> str:
         PERIOD_OF
         + "\n"
         + grain
-        + (
-            f"period = period_of(df[{d!r}], grain).rename('period')\n"
-            f"starts = pd.Series(period_start(df[{d!r}], grain).values, index=period.values).groupby(level=0).min()\n"
-        )
+        + (f"period = period_of(df[{d!r}], grain).rename('period')\nstarts = every_period(df[{d!r}], grain)\n")
     )
 
 

@@ -21,6 +21,7 @@ FEATURE_WORDS = {
     "rank": "a ranking",
     "n": "a number",
     "agg": "an aggregation",
+    "agg2": "a second aggregation",
     "date": "a date column",
     "rows": "a count of rows",
 }

@@ -38,6 +38,7 @@ class Request:
     measures: list[Column] = field(default_factory=list)
     groups: list[Column] = field(default_factory=list)
     agg: str | None = None
+    aggs: list[str] = field(default_factory=list)  # every aggregate word, to notice two that conflict
     rows: bool = False
     row_noun: str = ""  # the word the question uses for rows: "order", "penguin"
     grain: str | None = None
@@ -178,6 +179,7 @@ def _apply(req: Request, role: str, value: str, *, first: bool) -> None:
         return
     req.recognised += 1
     if role == "agg":
+        req.aggs.append(value)
         req.agg = value if value == "nunique" else (req.agg or value)  # "number of distinct …" counts values
     elif role == "rank":
         req.rank = req.rank or value
@@ -254,7 +256,23 @@ def request_read(question: str, dataset: DatasetInfo) -> Request:
     _number_words(scan, req)
     req.unknown = _leftovers(scan)
     _normalise(req)
+    _aggregates(req)
     return req
+
+
+def _aggregates(req: Request) -> None:
+    """Two aggregate words: "total number of orders" is a count, "average number of orders per month" the mean
+    of the monthly counts; any other pair stays two (and is refused, see ``features``)."""
+    kinds = set(req.aggs)
+    if len(kinds) > 1 and kinds & {"count", "nunique"}:
+        kinds.discard("sum")
+    if kinds == {"count", "nunique"}:
+        kinds = {"nunique"}
+    if kinds == {"mean", "count"} and not req.measures:
+        req.agg = "mean_count"
+    req.aggs = sorted(kinds) if req.agg != "mean_count" else ["mean", "count"]
+    if len(kinds) == 1:
+        req.agg = next(iter(kinds))
 
 
 def columns_named(question: str, dataset: DatasetInfo) -> list[Column]:

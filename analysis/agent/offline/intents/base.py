@@ -46,6 +46,7 @@ def features(req: Request) -> set[str]:
         "measure": req.measures,
         "measure2": len(req.measures) > 1,
         "rows": req.rows,
+        "agg2": len(set(req.aggs)) > 1 and req.agg != "mean_count",
         "date": req.date is not None and not req.grain and not date_filtered(req),
     }
     f |= {name for name, on in flags.items() if on}
@@ -112,6 +113,10 @@ def plural(noun: str) -> str:
     if noun.endswith("y") and noun[-2:-1] not in "aeiou":
         return noun[:-1] + "ies"
     return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
+
+
+def row_nouns(req: Request) -> str:
+    return plural(req.row_noun or "row")
 
 
 def value_label(req: Request, agg: str) -> str:

@@ -94,6 +94,17 @@ INTENTS: list[Intent] = [
         t.growth_answer,
     ),
     Intent(
+        "average_count",
+        "the average number of rows per period or per group",
+        frozenset({"agg", "rows", "grain", "group"} | _FILTERS | _CHARTS),
+        lambda r: (
+            r.agg == "mean_count"
+            and ((bool(r.grain) and r.date is not None and not r.groups) or (not r.grain and _has_text_group(r)))
+        ),
+        t.average_count_plan,
+        t.average_count_answer,
+    ),
+    Intent(
         "time_series",
         "a measure per day/week/month/quarter/year (line chart)",
         frozenset({"grain", "measure", "agg", "rows", "group"} | _FILTERS | _CHARTS),

@@ -11,6 +11,8 @@ from analysis.agent.offline.intents.base import (
     fmt_all,
     listed,
     pct,
+    plural,
+    row_nouns,
     scope,
     series,
     value_label,
@@ -35,7 +37,10 @@ def time_plan(req: Request) -> Plan:
 
 
 def time_code(req: Request, label: str) -> str:
-    code = "table = result.reset_index()\n"
+    code = ""
+    if agg_for(req) in ("sum", "count"):
+        code = "result = result.reindex(starts.index, fill_value=0).rename_axis('period')\n"
+    code += "table = result.reset_index()\n"
     if req.chart != "table":
         plot = "px.bar" if req.chart == "bar" else "px.line"
         markers = "" if req.chart == "bar" else ", markers=True"
@@ -131,4 +136,33 @@ def growth_answer(req: Request, r: dict) -> str:
         f"Comparing {r['first']} with {r['last']} ({label} per {r['grain']}{scope(req)}): **{leader}** {verb}, "
         f"**{pct(value)}** (from {f(r['start'][leader])} to {f(r['end'][leader])})."
         + (f" Others: {others}." if others else "")
+    )
+
+
+def average_count_plan(req: Request) -> Plan:
+    """ "Average number of orders per month": the count per period (empty periods count 0) or per group, averaged."""
+    noun = row_nouns(req)
+    if req.grain:
+        code = c.load(req, dates=True) + c.periods(req)
+        code += "counts = df.groupby(period).size().reindex(starts.index, fill_value=0)\nunit = grain\n"
+    else:
+        g = req.group.name
+        code = c.load(req) + f"counts = df.groupby({g!r}).size()\nunit = {g!r}\n"
+    code += f"table = counts.rename({noun!r}).rename_axis(unit).reset_index()\n"
+    if req.chart != "table":
+        code += f"fig = px.bar(table, x=unit, y={noun!r}, title={f'{noun.capitalize()} per '!r} + unit)\nfig.show()\n"
+    code += (
+        "final_result = {'unit': unit, 'mean': round(float(counts.mean()), 4), 'total': int(counts.sum()),"
+        " 'over': int(len(counts)), 'most_at': str(counts.idxmax()), 'most': int(counts.max()),"
+        " 'fewest_at': str(counts.idxmin()), 'fewest': int(counts.min())}\ntable"
+    )
+    return Plan(f"Count the {noun} per {req.grain or req.group.name}{scope(req)} and average the counts.", code)
+
+
+def average_count_answer(req: Request, r: dict) -> str:
+    noun = row_nouns(req)
+    return (
+        f"On average **{fmt(r['mean'])} {noun} per {r['unit']}**{scope(req)} ({fmt(r['total'])} {noun} over "
+        f"{fmt(r['over'])} {plural(r['unit'])}); the most in {r['most_at']} ({fmt(r['most'])}), the fewest in "
+        f"{r['fewest_at']} ({fmt(r['fewest'])})."
     )
