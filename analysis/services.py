@@ -7,15 +7,13 @@ the session's only active run), workers claim it atomically with ``run_claim``, 
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import mimetypes
 import os
+import stat
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -27,7 +25,7 @@ from django.utils import timezone
 from analysis import claims, locks, selectors
 from analysis.agent.models import model_choices
 from analysis.models import AnalysisSession, Artifact, Run, Step
-from analysis.sandbox.result import group_sizes_clean
+from analysis.sandbox import artifact_schema
 from analysis.streaming import push
 from projects.models import Project
 
@@ -262,72 +260,127 @@ def answer_step_create(*, run: Run, answer: str, values: claims.ValuePool | None
     return step_create(run=run, kind=Step.Kind.ANSWER, content=answer, data={"claims": found})
 
 
-def _artifact_file(payload: dict[str, Any], workspace: str | None) -> tuple[str, str, bytes, dict, str]:
-    """(kind, mime, bytes, meta, filename) for one sandbox artifact payload."""
-    kind = payload.get("kind")
-    if kind == "image":
-        data = base64.b64decode(payload.get("data") or "")
-        name = payload.get("name") or "figure.png"
-        return "image", payload.get("mime") or "image/png", data, {"name": name}, name
-    if kind == "plotly":
-        fig = payload.get("json")
-        raw = fig if isinstance(fig, str) else json.dumps(fig)
-        try:
-            title = (json.loads(raw).get("layout") or {}).get("title") or {}
-            title = title.get("text", "") if isinstance(title, dict) else str(title)
-        except (ValueError, AttributeError):
-            title = ""
-        return "plotly", "application/vnd.plotly.v1+json", raw.encode(), {"title": title}, "figure.json"
-    if kind == "table":
-        columns = payload.get("columns") or []
-        rows = payload.get("rows") or []
-        shape = payload.get("shape") or [len(rows), len(columns)]
-        body = {
-            "columns": columns,
-            "rows": rows,
-            "shape": shape,
-            "dtypes": payload.get("dtypes") or {},
-            "index_columns": int(payload.get("index_columns") or 0),  # leading columns that are row labels
-            "group_sizes": group_sizes_clean(payload.get("group_sizes")),  # rows per group of a groupby result
-            "truncated": bool(payload.get("truncated", len(rows) < (shape[0] if shape else 0))),
-        }
-        meta = {"shape": shape, "columns": columns}
-        return "table", "application/json", json.dumps(body, default=str).encode(), meta, "table.json"
-    if kind == "file":
-        name = os.path.basename(payload.get("name") or "file")
-        data = b""
-        if payload.get("data"):
-            data = base64.b64decode(payload["data"])
-        elif workspace:
-            path = os.path.join(workspace, name)
-            if os.path.isfile(path) and os.path.realpath(path).startswith(os.path.realpath(workspace)):
-                with open(path, "rb") as fh:
-                    data = fh.read()
-        mime = payload.get("mime") or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return "file", mime, data, {"name": name}, name
-    raise ValueError(f"unknown artifact kind {kind!r}")
+class ArtifactRejected(ValueError):
+    """An artifact the run reported cannot be stored; the message says why (shown to the user and the model)."""
 
 
-def artifact_create_from_sandbox(*, run: Run, step: Step, payload: dict, workspace: str | None = None) -> Artifact:
-    """Store one sandbox artifact (format: see contracts.md) and link it to the run's step."""
-    kind, mime, data, meta, filename = _artifact_file(payload, workspace)
-    title = payload.get("title") or meta.get("title") or meta.get("name") or ""
-    if kind == "table" and not title:
-        title = "Table {}×{}".format(*(meta.get("shape") or [0, 0])[:2])
+@dataclass
+class ArtifactBudget:
+    """What one run may still store: ``SANDBOX_MAX_ARTIFACTS`` artifacts, ``SANDBOX_MAX_FILE_ARTIFACTS_MB`` of files."""
+
+    max_count: int = field(default_factory=lambda: settings.SANDBOX_MAX_ARTIFACTS)
+    max_file_bytes: int = field(default_factory=lambda: settings.SANDBOX_MAX_FILE_ARTIFACTS_MB * 1024 * 1024)
+    count: int = 0
+    file_bytes: int = 0
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.max_count
+
+
+@dataclass
+class PreparedArtifact:
+    checked: artifact_schema.CheckedArtifact
+    body: bytes
+
+
+def path_within(root: str, path: str) -> bool:
+    """True when ``path`` (symlinks resolved) is ``root`` or inside it. A plain prefix test is not enough:
+    ``/data/session-10`` starts with ``/data/session-1``."""
+    root, path = os.path.realpath(root), os.path.realpath(path)
+    return os.path.commonpath([root, path]) == root
+
+
+def workspace_file_read(*, workspace: str, path: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file inside the workspace, opened one path part at a time without following
+    symlinks (so a kernel still running cannot swap one in after the check); at most ``max_bytes``."""
+    if not path_within(workspace, os.path.join(workspace, path)):
+        raise ArtifactRejected(f"{path} is outside the session's workspace, so it was not stored.")
+    *folders, name = path.split("/")
+    fd = os.open(os.path.realpath(workspace), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for folder in folders:
+            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=fd)
+    except OSError as exc:
+        raise ArtifactRejected(f"{path} could not be opened ({exc.strerror}), so it was not stored.") from None
+    finally:
+        os.close(fd)
+    info = os.fstat(file_fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(file_fd)
+        raise ArtifactRejected(f"{path} is not a plain file (a link, folder, pipe or device), so it was not stored.")
+    with os.fdopen(file_fd, "rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ArtifactRejected(f"{path} is larger than the {_mb(max_bytes)} left for files in this run.")
+    return data
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.0f} MB" if size >= 1024 * 1024 else f"{size:,} bytes"
+
+
+def artifact_prepare(*, payload: object, workspace: str | None, budget: ArtifactBudget) -> PreparedArtifact:
+    """Check one sandbox artifact against the schema (``analysis.sandbox.artifact_schema``) and the run's budget,
+    and read its bytes. Raises ArtifactRejected with a readable reason; charges the budget only on success."""
+    if budget.full:
+        raise ArtifactRejected(
+            f"This run already stored {budget.max_count} artifacts, the limit (SANDBOX_MAX_ARTIFACTS)."
+        )
+    try:
+        checked = artifact_schema.artifact_check(payload)
+    except artifact_schema.ArtifactInvalid as exc:
+        raise ArtifactRejected(f"This output is not a valid artifact: {exc}.") from None
+    body = checked.body
+    room = budget.max_file_bytes - budget.file_bytes
+    if checked.kind == "file" and body is None:
+        if not workspace:
+            raise ArtifactRejected(f"{checked.path} cannot be read: this run has no workspace.")
+        body = workspace_file_read(workspace=workspace, path=checked.path, max_bytes=max(room, 0))
+    elif checked.kind == "file" and len(body) > room:
+        raise ArtifactRejected(f"{checked.path} is larger than the {_mb(max(room, 0))} left for files in this run.")
+    budget.count += 1
+    if checked.kind == "file":
+        budget.file_bytes += len(body)
+    return PreparedArtifact(checked=checked, body=body)
+
+
+def artifact_store(*, run: Run, step: Step, prepared: PreparedArtifact) -> Artifact:
+    """Save a prepared artifact and link it to the run's step."""
+    checked = prepared.checked
     artifact = Artifact(
         project_id=run.session.project_id,
         session_id=run.session_id,
         run=run,
         step=step,
-        kind=kind,
-        title=str(title)[:255],
-        mime=mime,
-        size=len(data),
-        meta=meta,
+        kind=checked.kind,
+        title=checked.title,
+        mime=checked.mime,
+        size=len(prepared.body),
+        meta=checked.meta,
     )
-    artifact.file.save(f"run{run.pk}-step{step.ordinal}-{filename}", ContentFile(data), save=False)
+    artifact.file.save(f"run{run.pk}-step{step.ordinal}-{checked.filename}", ContentFile(prepared.body), save=False)
     artifact.save()
     return artifact
+
+
+def artifact_create_from_sandbox(
+    *, run: Run, step: Step, payload: dict, workspace: str | None = None, budget: ArtifactBudget | None = None
+) -> Artifact:
+    """Store one sandbox artifact (schema: ``analysis.sandbox.artifact_schema``) and link it to the run's step.
+    Raises ArtifactRejected (a ValueError) for anything that does not meet the schema or the run's budget;
+    without a ``budget`` the run's stored artifacts count against a fresh one."""
+    if budget is None:
+        stored = Artifact.objects.filter(run=run)
+        budget = ArtifactBudget(
+            count=stored.count(), file_bytes=sum(stored.filter(kind=Artifact.Kind.FILE).values_list("size", flat=True))
+        )
+    return artifact_store(
+        run=run, step=step, prepared=artifact_prepare(payload=payload, workspace=workspace, budget=budget)
+    )
 
 
 def run_usage_add(*, run_id: int, tokens_in: int, tokens_out: int, cost: Decimal) -> None:

@@ -260,6 +260,9 @@ SANDBOX_ALLOW_WEAK = env_bool("SANDBOX_ALLOW_WEAK", False)
 SANDBOX_DISK_MB = env_int("SANDBOX_DISK_MB", 1024)
 # `sandbox_exec --no-policy` (plain Python behind the OS layers alone) is for red-team tests only.
 SANDBOX_ALLOW_NO_POLICY = env_bool("SANDBOX_ALLOW_NO_POLICY", False)
+# Artifacts one run may store, and the total MB of workspace files it may copy into storage.
+SANDBOX_MAX_ARTIFACTS = env_int("SANDBOX_MAX_ARTIFACTS", 50)
+SANDBOX_MAX_FILE_ARTIFACTS_MB = env_int("SANDBOX_MAX_FILE_ARTIFACTS_MB", 256)
 # Production refuses to run code when process/OS isolation is missing, unless the operator opts out.
 SANDBOX_REQUIRE_ISOLATION = not DEBUG and not SANDBOX_ALLOW_WEAK
 WORKSPACES_DIR = DATA_DIR / "workspaces"

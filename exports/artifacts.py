@@ -6,7 +6,6 @@ pushes alike, from ``artifact`` alone (no request), so everything they need is b
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from django.urls import reverse
 
 from analysis.models import Artifact
+from analysis.sandbox import artifact_schema, protocol
 from exports.tables import TablePage, table_data_read, table_page_build
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,32 @@ def artifact_title(*, artifact: Artifact) -> str:
     return artifact.title or str(artifact.meta.get("title") or artifact.meta.get("name") or "") or str(artifact)
 
 
-def artifact_figure_read(*, artifact: Artifact) -> dict[str, Any]:
+def artifact_json_read(*, artifact: Artifact) -> Any:
+    """The artifact's stored JSON, parsed with the same bounds as kernel messages (depth, values, no NaN).
+    Raises ValueError for a missing-in-meaning or hostile file, which callers show as a message."""
     with artifact.file.open("rb") as fh:
-        figure = json.load(fh)
+        raw = fh.read()
+    try:
+        return protocol.loads_bounded(
+            raw,
+            max_depth=artifact_schema.MAX_FIGURE_DEPTH,
+            max_values=artifact_schema.MAX_FIGURE_VALUES,
+            nan_as_null=True,  # older figures may hold a stray NaN; the exports have always read it as a gap
+        )
+    except protocol.ProtocolError as exc:
+        raise ValueError(f"artifact {artifact.pk}'s file is not usable JSON: {exc}") from None
+
+
+def artifact_figure_read(*, artifact: Artifact) -> dict[str, Any]:
+    """The stored plotly figure; ValueError when it does not meet the artifact schema (stored before the host
+    checked figures, or damaged since), so no page, download or export ever draws it."""
+    figure = artifact_json_read(artifact=artifact)
     if isinstance(figure, str):  # tolerate a figure stored as a JSON-encoded string
-        figure = json.loads(figure)
-    return figure if isinstance(figure, dict) else {"data": [], "layout": {}}
+        try:
+            figure = protocol.loads_bounded(figure, max_depth=artifact_schema.MAX_FIGURE_DEPTH)
+        except protocol.ProtocolError as exc:
+            raise ValueError(f"artifact {artifact.pk}'s figure is not usable JSON: {exc}") from None
+    return artifact_schema.figure_check(figure)
 
 
 def artifact_view_build(*, artifact: Artifact, page: Any = 1, sort: str = "") -> dict[str, Any]:

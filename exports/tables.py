@@ -62,23 +62,32 @@ class TablePage:
 
 
 def table_data_read(*, artifact: Artifact) -> dict[str, Any]:
-    """The stored table JSON, normalised: always has columns, rows, shape, dtypes, truncated."""
-    with artifact.file.open("rb") as fh:
-        data = json.load(fh)
+    """The stored table JSON, normalised: always has columns, rows, shape, dtypes, truncated.
+    Raises ValueError when the file is not a table at all."""
+    from exports.artifacts import artifact_json_read
+
+    data = artifact_json_read(artifact=artifact)
     if not isinstance(data, dict):
-        data = {}
-    columns = [str(c) for c in data.get("columns") or []]
-    rows = [list(r) if isinstance(r, list | tuple) else [r] for r in data.get("rows") or []]
-    shape = data.get("shape") or [len(rows), len(columns)]
-    truncated = bool(data.get("truncated")) or (isinstance(shape, list) and shape and shape[0] > len(rows))
+        raise ValueError(f"artifact {artifact.pk}'s file is not a table")
+    columns = [str(c) for c in _list(data.get("columns"))]
+    rows = [list(r) if isinstance(r, list | tuple) else [r] for r in _list(data.get("rows"))]
+    shape = data.get("shape")
+    if not (isinstance(shape, list) and shape and all(isinstance(n, int) and n >= 0 for n in shape)):
+        shape = [len(rows), len(columns)]
+    index_columns = data.get("index_columns")
+    dtypes = data.get("dtypes")
     return {
         "columns": columns,
         "rows": rows,
         "shape": list(shape),
-        "dtypes": {str(k): str(v) for k, v in (data.get("dtypes") or {}).items()},
-        "truncated": truncated,
-        "index_columns": min(max(0, int(data.get("index_columns") or 0)), len(columns)),
+        "dtypes": {str(k): str(v) for k, v in dtypes.items()} if isinstance(dtypes, dict) else {},
+        "truncated": data.get("truncated") is True or shape[0] > len(rows),
+        "index_columns": min(max(0, index_columns), len(columns)) if isinstance(index_columns, int) else 0,
     }
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _is_number(value: Any) -> bool:

@@ -59,6 +59,12 @@ def artifact_download(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
     except FileNotFoundError as exc:
         raise Http404("The artifact's file is missing.") from exc
+    except ValueError:  # stored before the host checked artifacts, or damaged since
+        return HttpResponse(
+            "This artifact's file could not be read, so it cannot be downloaded in this format.",
+            status=422,
+            content_type="text/plain; charset=utf-8",
+        )
     inline = request.GET.get("inline") == "1" and content_type in services.INLINE_SAFE_TYPES
     response = services.attachment_response(filename=filename, content_type=content_type, body=body, inline=inline)
     # An artifact's file never changes once stored: let the browser keep thumbnails and charts for a while.

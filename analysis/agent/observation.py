@@ -7,6 +7,7 @@ from typing import Any
 
 STDOUT_FOR_MODEL = 4000
 TRACEBACK_LINES = 12
+ARTIFACT_ERRORS_FOR_MODEL = 10
 
 
 def _trim(text: str, limit: int) -> str:
@@ -62,6 +63,11 @@ def observation_text(result: dict[str, Any]) -> str:
         parts.append("final_result (json): " + final_result_json(result["final_result"]))
     for artifact in result.get("artifacts") or []:
         parts.append("artifact: " + artifact_summary(artifact))
+    problems = result.get("artifact_errors") or []
+    for problem in problems[:ARTIFACT_ERRORS_FOR_MODEL]:
+        parts.append("artifact not stored: " + problem)
+    if len(problems) > ARTIFACT_ERRORS_FOR_MODEL:
+        parts.append(f"({len(problems) - ARTIFACT_ERRORS_FOR_MODEL} more artifacts not stored)")
     if result.get("state_lost"):
         reason = result.get("state_lost_reason") or result.get("killed_reason") or "restart"
         parts.append(f"note: the kernel was restarted ({reason}); variables from earlier calls are gone.")

@@ -94,6 +94,7 @@ class AgentDeps:
     # Every number the run's steps computed, gathered as they are saved, so the answer's claims are matched at the
     # end without reading the tables back from storage (analysis/claims.py).
     values: ValuePool = field(default_factory=ValuePool)
+    artifact_budget: services.ArtifactBudget = field(default_factory=services.ArtifactBudget)
 
 
 @dataclass
@@ -228,28 +229,61 @@ def result_steps_save(*, deps: AgentDeps, result: dict) -> None:
             content=f"{error.get('type')}: {error.get('message')}",
             data={"traceback": traceback_trimmed(error.get("traceback") or ""), "killed": result.get("killed_reason")},
         )
-    for payload in result.get("artifacts") or []:
-        services.db_retry(lambda payload=payload: artifact_step_save(deps=deps, payload=payload))
+    result["artifacts"], result["artifact_errors"] = artifacts_save(deps=deps, payloads=result.get("artifacts") or [])
 
 
-def artifact_step_save(*, deps: AgentDeps, payload: dict) -> None:
+def artifacts_save(*, deps: AgentDeps, payloads: list) -> tuple[list[dict], list[str]]:
+    """Store each artifact that meets the schema and the run's budget; every other one becomes an error step
+    saying why, and those over the per-run limit one summary step. Returns (stored payloads, problems)."""
+    stored, problems, over = [], [], []
+    for payload in payloads:
+        if deps.artifact_budget.full:
+            over.append(payload)
+            continue
+        try:
+            prepared = services.artifact_prepare(payload=payload, workspace=deps.workspace, budget=deps.artifact_budget)
+        except services.ArtifactRejected as exc:
+            problems.append(str(exc))
+            services.step_create(run=deps.run, kind=Step.Kind.ERROR, content=str(exc), data={"artifact": "rejected"})
+            continue
+        services.db_retry(lambda prepared=prepared: artifact_step_save(deps=deps, prepared=prepared))
+        stored.append(payload)
+    if over:
+        message = artifacts_over_limit_message(over, limit=deps.artifact_budget.max_count)
+        problems.append(message)
+        services.step_create(run=deps.run, kind=Step.Kind.ERROR, content=message, data={"artifact": "over_limit"})
+    return stored, problems
+
+
+def artifacts_over_limit_message(payloads: list, *, limit: int) -> str:
+    kinds: dict[str, int] = {}
+    names = []
+    for payload in payloads:
+        kind = payload.get("kind") if isinstance(payload, dict) else None
+        kinds[str(kind)] = kinds.get(str(kind), 0) + 1
+        if kind == "file" and isinstance(payload.get("name"), str) and len(names) < 5:
+            names.append(payload["name"][:80])
+    labels = {"file": "files", "plotly": "charts", "image": "images", "table": "tables"}
+    counted = ", ".join(f"{n} {labels.get(k, 'other outputs')}" for k, n in sorted(kinds.items()))
+    files = f" ({', '.join(names)}{', …' if kinds.get('file', 0) > len(names) else ''})" if names else ""
+    return (
+        f"This run reached its limit of {limit} stored outputs (SANDBOX_MAX_ARTIFACTS); {len(payloads)} more "
+        f"were not stored: {counted}{files}. Make fewer charts, tables or files per question."
+    )
+
+
+def artifact_step_save(*, deps: AgentDeps, prepared: services.PreparedArtifact) -> None:
     """One transaction: the step is published on commit, so the page receives it with its artifact linked.
     (Retried whole by the caller when SQLite is busy: inside a transaction a single statement cannot be.)"""
     with transaction.atomic():
         step = services.step_create(
-            run=deps.run, kind=Step.Kind.ARTIFACT, content="", data={"kind": payload.get("kind")}
+            run=deps.run, kind=Step.Kind.ARTIFACT, content="", data={"kind": prepared.checked.kind}
         )
-        try:
-            artifact = services.artifact_create_from_sandbox(
-                run=deps.run, step=step, payload=payload, workspace=deps.workspace
-            )
-        except (ValueError, OSError) as exc:
-            step.content = f"Could not store this output: {exc}"
-        else:
-            step.content = artifact.title
-            step.data = {**step.data, "artifact_id": artifact.pk}
-            if artifact.kind == Artifact.Kind.TABLE:
-                deps.values.add_table_body(payload, step=step.ordinal, title=artifact.title)
+        artifact = services.artifact_store(run=deps.run, step=step, prepared=prepared)
+        step.content = artifact.title
+        step.data = {**step.data, "artifact_id": artifact.pk}
+        if artifact.kind == Artifact.Kind.TABLE:
+            deps.values.add_table_body(prepared.checked.content, step=step.ordinal, title=artifact.title)
         step.save(update_fields=["content", "data"])
 
 

@@ -81,6 +81,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _null(name: str) -> None:
+    return None
+
+
 def _depth_exceeds(obj: Any, max_depth: int) -> bool:
     stack = [(obj, 1)]
     while stack:
@@ -92,9 +96,12 @@ def _depth_exceeds(obj: Any, max_depth: int) -> bool:
     return False
 
 
-def loads_bounded(data: bytes | str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> Any:
+def loads_bounded(
+    data: bytes | str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES, nan_as_null: bool = False
+) -> Any:
     """`json.loads` for untrusted bytes: at most `max_depth` levels and about `max_values` values, no NaN
-    or Infinity. Raises ProtocolError (never RecursionError or MemoryError) with the reason."""
+    or Infinity (or, with `nan_as_null`, read as null). Raises ProtocolError (never RecursionError or
+    MemoryError) with the reason."""
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogatepass")
     # Counting every comma and bracket is cheap and over-counts only what sits inside strings; only when
@@ -103,7 +110,7 @@ def loads_bounded(data: bytes | str, *, max_depth: int = MAX_DEPTH, max_values: 
     if brackets + data.count(b",") > max_values and _values_outside_strings(data) > max_values:
         raise ProtocolError(f"message has more than {max_values:,} values")
     try:
-        obj = json.loads(data, parse_constant=_reject_constant)
+        obj = json.loads(data, parse_constant=_null if nan_as_null else _reject_constant)
     except RecursionError:
         raise ProtocolError(f"message nests deeper than {max_depth} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, NaN, a 5,000-digit integer
