@@ -220,9 +220,8 @@ def _check_table(payload: dict[str, Any]) -> CheckedArtifact:
     except (ValueError, TypeError, RecursionError) as exc:
         raise ArtifactInvalid(f"the table's cells are not usable JSON: {str(exc)[:200]}") from None
     title = "Table {}×{}".format(*shape)
-    return CheckedArtifact(
-        "table", "application/json", "table.json", title, {"shape": shape, "columns": columns}, encoded
-    )
+    meta = {"shape": shape, "columns": columns}
+    return CheckedArtifact("table", "application/json", "table.json", title, meta, encoded, content=body)
 
 
 # --- file -------------------------------------------------------------------------------------------------
