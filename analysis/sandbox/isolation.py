@@ -174,6 +174,16 @@ def _bind(root: str, real: str, flags: int) -> None:
     _mount(None, target, None, MS_REMOUNT | MS_BIND | flags)
 
 
+def _own_proc(root: str) -> None:
+    """A /proc holding only the kernel's own /proc/<pid> (and `self` pointing at it): libraries read
+    /proc/self/maps, status or fd, while no other process, host-wide file or sysctl is there."""
+    pid = str(os.getpid())
+    os.makedirs(f"{root}/proc/{pid}")
+    _mount(f"/proc/{pid}", f"{root}/proc/{pid}", None, MS_BIND)
+    _mount(None, f"{root}/proc/{pid}", None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.symlink(pid, f"{root}/proc/self")
+
+
 def _build_root(root: str, *, read_only: list[str], devices: list[str], workspace: str, tmp_mb: int) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here propagates back to the host
     _mount("sandbox-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
@@ -188,6 +198,7 @@ def _build_root(root: str, *, read_only: list[str], devices: list[str], workspac
         if os.path.exists(device):
             _bind(root, os.path.realpath(device), MS_NOSUID | MS_NOEXEC)
     _bind(root, workspace, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _own_proc(root)
     old = root + "/.old-root"
     os.mkdir(old)
     _libc.syscall.argtypes = [ctypes.c_long, ctypes.c_char_p, ctypes.c_char_p]
@@ -204,8 +215,9 @@ def _build_root(root: str, *, read_only: list[str], devices: list[str], workspac
 def apply_mount_namespace(root: str, *, read_only: list[str], devices: list[str], workspace: str, tmp_mb: int) -> Layer:
     """Give the calling process (root, single-threaded) a private mount, IPC and UTS namespace whose
     whole filesystem is: `read_only` paths (interpreter, libraries, zoneinfo, fonts) read-only, a few
-    device nodes, the workspace read-write, and a private `tmp_mb` MiB /tmp. No /proc, /sys, /run,
-    /home, /root, host /tmp, other workspaces or the database exist there. `root` is an empty
+    device nodes, the workspace read-write, a private `tmp_mb` MiB /tmp and a /proc with only the
+    process itself. No /sys, /run, /home, /root, host /tmp, other processes, other workspaces or the
+    database exist there. `root` is an empty
     directory used as the mount point of the new root."""
     if os.geteuid() != 0:
         return Layer("mount_namespace", False, f"not started as root (uid {os.geteuid()}): cannot unshare")
@@ -222,7 +234,8 @@ def apply_mount_namespace(root: str, *, read_only: list[str], devices: list[str]
         "mount_namespace",
         True,
         f"private root (read-only tmpfs): read-only {shown}; read-write workspace {workspace}; private {tmp_mb} MiB "
-        "/tmp; no /proc, /sys, /run, /home, /root or host /tmp; private IPC and UTS namespaces",
+        "/tmp; /proc holds only the kernel's own pid; no /sys, /run, /home, /root, host /tmp or other processes; "
+        "private IPC and UTS namespaces",
     )
 
 

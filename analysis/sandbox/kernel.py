@@ -89,8 +89,9 @@ def lock_down(
     for path, access in _DEV_FILES.items():
         ruleset.allow(path, access)
     ruleset.allow(workspace, isolation.READ_WRITE)
-    if mount_ns.active:  # only the private tmpfs: without the mount namespace /tmp is the host's
+    if mount_ns.active:  # the private ones: without the mount namespace /tmp and /proc are the host's
         ruleset.allow("/tmp", isolation.READ_WRITE)
+        ruleset.allow("/proc", isolation.READ_ONLY)
     layers = [
         isolation.apply_rlimits(
             memory_mb=limits["memory_mb"], file_size_mb=limits["file_size_mb"], open_files=limits["open_files"]

@@ -52,7 +52,7 @@ def test_no_policy_runs_plain_python_behind_every_os_layer(settings, monkeypatch
         "    reached = True\n"
         "except OSError:\n"
         "    reached = False\n"
-        "(os.getuid(), type(ctypes.CDLL(None)).__name__, reached, os.path.exists('/proc'))"
+        "(os.getuid(), type(ctypes.CDLL(None)).__name__, reached, os.path.exists('/proc/1'))"
     )
 
     result = _exec(monkeypatch, code, "--workspace", workspace, "--no-policy")
@@ -94,4 +94,4 @@ def test_sandbox_check_reports_every_layer_with_its_reason():
     assert {"mount_namespace", "capabilities", "disk_quota", "socket_policy"} <= set(REQUIRED_LAYERS)
     assert all(layer["active"] and layer["detail"] for layer in report["layers"]), report
     assert report["complete"] is True
-    assert "no /proc" in by_name["mount_namespace"]["detail"]
+    assert "only the kernel's own pid" in by_name["mount_namespace"]["detail"]

@@ -249,12 +249,25 @@ def test_a_root_owned_private_file_on_a_read_only_path_is_unreadable(sandbox, fo
 
 def test_the_neighbour_kernel_is_invisible(sandbox, neighbour):
     _, pid = neighbour
+    own = _kernel_pid(sandbox)
 
     result = sandbox.run(
-        f"import os\n[os.path.exists(p) for p in ('/proc/{pid}', '/proc/{pid}/environ', '/proc/{pid}/cwd', '/proc')]"
+        f"import os\n[os.path.exists(p) for p in ('/proc/{pid}', '/proc/{pid}/environ', '/proc/{pid}/cwd', '/proc/1')]"
     )
+    listing = sandbox.run("import os\nsorted(os.listdir('/proc'))")
 
     assert result.display == "[False, False, False, False]"
+    assert listing.display == repr(sorted([str(own), "self"]))
+
+
+def test_the_kernel_reads_its_own_proc_entries_only(sandbox):
+    own = _kernel_pid(sandbox)
+
+    result = sandbox.run("import os\n(os.readlink('/proc/self'), 'r-xp' in open('/proc/self/maps').read())")
+    environ = sandbox.run("open('/proc/self/environ').read()")
+
+    assert result.display == repr((str(own), True))
+    assert not leaked(environ, TOKEN)
 
 
 # --- writing outside the workspace --------------------------------------------------------------------
