@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from analysis import selectors, services
 from analysis.models import Run, Step
 from codingagent.lib.http import api_validation_errors, get_object_or_403, paginated_response, paginated_serializer
-from projects.models import Project
+from projects.selectors import project_editable_qs_for, project_qs_for
 
 SSE_POLL_SECONDS = 0.1
 
@@ -124,15 +124,15 @@ class SessionListCreateApi(APIView):
 
     @extend_schema(operation_id="sessions_list", responses={200: paginated_serializer(SessionOutputSerializer)})
     def get(self, request: Request, project_pk: int) -> Response:
-        project = get_object_or_404(selectors.project_qs_for(user=request.user), pk=project_pk)
+        project = get_object_or_404(project_qs_for(user=request.user), pk=project_pk)
         qs = project.sessions.select_related("user").order_by("-updated_at", "-pk")
         return paginated_response(queryset=qs, serializer_class=SessionOutputSerializer, request=request, view=self)
 
     @extend_schema(request=InputSerializer, responses={201: SessionOutputSerializer})
     def post(self, request: Request, project_pk: int) -> Response:
         project = get_object_or_403(
-            Project.objects.editable_by(request.user),
-            visible=selectors.project_qs_for(user=request.user),
+            project_editable_qs_for(user=request.user),
+            visible=project_qs_for(user=request.user),
             pk=project_pk,
         )
         data = self.InputSerializer(data=request.data)

@@ -14,10 +14,6 @@ from codingagent.lib.http import get_object_or_403
 from projects.models import Dataset, Project
 
 
-def project_qs_for(*, user) -> QuerySet[Project]:
-    return Project.objects.visible_to(user)
-
-
 def session_qs_for(*, user) -> QuerySet[AnalysisSession]:
     return AnalysisSession.objects.visible_to(user).select_related("project", "user")
 

@@ -28,6 +28,7 @@ from analysis.models import AnalysisSession, Artifact, Run, Step
 from analysis.sandbox import artifact_schema
 from analysis.streaming import push
 from projects.models import Project
+from projects.selectors import project_role_for
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def _model_validate(model: str) -> str:
 
 
 def session_create(*, project: Project, user, title: str, model: str = "") -> AnalysisSession:
-    if not Project.objects.editable_by(user).filter(pk=project.pk).exists():
+    if not project_role_for(user, project).can_edit:
         raise PermissionDenied("Only owners and editors can start sessions in this project.")
     session = AnalysisSession(project=project, user=user, title=(title or "").strip() or "Untitled session")
     session.model = _model_validate(model)
@@ -67,7 +68,7 @@ def session_create(*, project: Project, user, title: str, model: str = "") -> An
 
 
 def session_update(*, session: AnalysisSession, user, title: str | None = None, model: str | None = None):
-    if not AnalysisSession.objects.editable_by(user).filter(pk=session.pk).exists():
+    if not project_role_for(user, session.project).can_edit:
         raise PermissionDenied("Only owners and editors can change this session.")
     if title is not None:
         session.title = title.strip() or session.title
@@ -79,7 +80,7 @@ def session_update(*, session: AnalysisSession, user, title: str | None = None, 
 
 
 def session_delete(*, session: AnalysisSession, user) -> None:
-    if not AnalysisSession.objects.editable_by(user).filter(pk=session.pk).exists():
+    if not project_role_for(user, session.project).can_edit:
         raise PermissionDenied("Only owners and editors can delete this session.")
     active = Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()
     if active is not None:
@@ -101,7 +102,7 @@ def run_start(*, session: AnalysisSession, user, question: str) -> Run:
         raise ValidationError({"question": "Type a question first."})
     if len(question) > QUESTION_MAX_CHARS:
         raise ValidationError({"question": f"Questions are limited to {QUESTION_MAX_CHARS} characters."})
-    if not AnalysisSession.objects.editable_by(user).filter(pk=session.pk).exists():
+    if not project_role_for(user, session.project).can_edit:
         raise PermissionDenied("Viewers can read this session but not ask questions.")
     runs_reap_stale(session_id=session.pk)
     active = Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()
@@ -119,7 +120,7 @@ def run_start(*, session: AnalysisSession, user, question: str) -> Run:
 
 def run_cancel(*, run: Run, user) -> Run:
     """Ask for a run to stop. A queued run is cancelled at once; a running one by its worker within seconds."""
-    if not AnalysisSession.objects.editable_by(user).filter(pk=run.session_id).exists():
+    if not project_role_for(user, run.session.project).can_edit:
         raise PermissionDenied("Only owners and editors can stop runs.")
     now = timezone.now()
     cancelled_queued = Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(

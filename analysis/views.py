@@ -15,16 +15,12 @@ from analysis.agent.models import model_choices, model_key_resolve, model_label
 from analysis.forms import QuestionForm, SessionForm
 from analysis.models import AnalysisSession, Step
 from codingagent.lib.http import AuthedHtmxRequest, get_object_or_403
-from projects.models import Project
+from projects.selectors import project_editable_qs_for, project_qs_for, project_role_for
 
 
 def _form_errors(form) -> str:
     """Every message of an invalid form, in one line (for flash messages and the composer)."""
     return " ".join(message for messages_ in form.errors.values() for message in messages_)
-
-
-def _can_edit(*, user, session: AnalysisSession) -> bool:
-    return selectors.session_editable_qs_for(user=user).filter(pk=session.pk).exists()
 
 
 def session_page_context(*, user, session: AnalysisSession) -> dict:
@@ -37,7 +33,7 @@ def session_page_context(*, user, session: AnalysisSession) -> dict:
         "runs": runs,
         "active_run": active,
         "last_step_pk": last_step,
-        "can_edit": _can_edit(user=user, session=session),
+        "can_edit": project_role_for(user, session.project).can_edit,
         "model_choices": model_choices(),
         "current_model": key,
         "current_model_label": model_label(key),
@@ -59,11 +55,11 @@ def session_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def project_sessions(request: AuthedHtmxRequest, project_pk: int) -> HttpResponse:
-    project = get_object_or_404(selectors.project_qs_for(user=request.user), pk=project_pk)
+    project = get_object_or_404(project_qs_for(user=request.user), pk=project_pk)
     context = {
         "project": project,
         "sessions": list(selectors.session_list_for_project(project=project)),
-        "can_edit": Project.objects.editable_by(request.user).filter(pk=project.pk).exists(),
+        "can_edit": project_role_for(request.user, project).can_edit,
         "model_choices": model_choices(),
     }
     return render(request, "analysis/_project_sessions.html", context)
@@ -83,7 +79,7 @@ def recent_sessions(request: AuthedHtmxRequest) -> HttpResponse:
 @require_POST
 def session_create(request: AuthedHtmxRequest, project_pk: int) -> HttpResponse:
     project = get_object_or_403(
-        Project.objects.editable_by(request.user), visible=selectors.project_qs_for(user=request.user), pk=project_pk
+        project_editable_qs_for(user=request.user), visible=project_qs_for(user=request.user), pk=project_pk
     )
     form = SessionForm(request.POST)
     if not form.is_valid():

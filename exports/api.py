@@ -19,9 +19,9 @@ from exports.selectors import (
     artifact_list_for_project,
     artifact_list_for_session,
     artifact_qs_for,
-    project_qs_for,
     session_qs_for,
 )
+from projects.selectors import project_qs_for
 
 
 class ArtifactOutputSerializer(serializers.Serializer):

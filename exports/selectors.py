@@ -20,14 +20,6 @@ def session_qs_for(*, user) -> QuerySet[AnalysisSession]:
     return AnalysisSession.objects.visible_to(user).select_related("project")
 
 
-def project_qs_for(*, user) -> QuerySet[Project]:
-    return Project.objects.visible_to(user)
-
-
-def project_can_edit(*, project: Project, user) -> bool:
-    return Project.objects.editable_by(user).filter(pk=project.pk).exists()
-
-
 def artifact_list_for_session(*, session: AnalysisSession) -> QuerySet[Artifact]:
     return session.artifacts.order_by("created_at", "pk")
 

@@ -16,10 +16,9 @@ from exports.selectors import (
     artifact_list_for_project,
     artifact_list_for_session,
     artifact_qs_for,
-    project_can_edit,
-    project_qs_for,
     session_qs_for,
 )
+from projects.selectors import project_qs_for, project_role_for
 
 
 @require_GET
@@ -43,7 +42,7 @@ def artifact_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         "artifact": artifact,
         "page": page,
         "sort": sort,
-        "can_edit": project_can_edit(project=artifact.project, user=request.user),
+        "can_edit": project_role_for(request.user, artifact.project).can_edit,
     }
     return render(request, "exports/artifact_detail.html", context)
 
@@ -93,7 +92,7 @@ def session_artifacts(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "session": session,
         "artifacts": artifact_list_for_session(session=session),
-        "can_edit": project_can_edit(project=session.project, user=request.user),
+        "can_edit": project_role_for(request.user, session.project).can_edit,
     }
     return render(request, "exports/session_artifacts.html", context)
 
@@ -105,7 +104,7 @@ def project_gallery(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "project": project,
         "artifacts": artifact_list_for_project(project=project),
-        "can_edit": project_can_edit(project=project, user=request.user),
+        "can_edit": project_role_for(request.user, project).can_edit,
     }
     return render(request, "exports/project_gallery.html", context)
 

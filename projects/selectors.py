@@ -6,6 +6,8 @@ helper); these functions only add the joins and annotations the callers need.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from accounts.models import User
@@ -20,6 +22,42 @@ def _with_role(qs: QuerySet[Project], *, user: User) -> QuerySet[Project]:
 def project_qs_for(*, user: User) -> QuerySet[Project]:
     """Projects ``user`` can see (any membership), annotated with ``my_role``."""
     return _with_role(Project.objects.visible_to(user), user=user)
+
+
+@dataclass(frozen=True)
+class ProjectRole:
+    """What one user may do in one project. ``role`` is None for an outsider (who sees nothing)."""
+
+    role: str | None
+
+    @property
+    def can_view(self) -> bool:
+        return self.role is not None
+
+    @property
+    def can_edit(self) -> bool:
+        """Owner or editor: edit the project, upload/delete datasets, start sessions, ask, pin, cancel."""
+        return self.role in (ProjectMember.Role.OWNER, ProjectMember.Role.EDITOR)
+
+    @property
+    def is_owner(self) -> bool:
+        """Owner: manage members, delete the project."""
+        return self.role == ProjectMember.Role.OWNER
+
+
+def project_role_for(user: User, project: Project) -> ProjectRole:
+    """The one answer to "what may ``user`` do in ``project``" for pages, pushes, consumers and services.
+
+    Uses the ``my_role`` annotation of ``project_qs_for`` when the project came from it (no query), else one
+    query on the membership. Lookups stay scoped by the querysets above; this only says which actions to offer
+    or allow on a project the caller already holds.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return ProjectRole(None)
+    if "my_role" in project.__dict__:
+        return ProjectRole(project.__dict__["my_role"])
+    role = ProjectMember.objects.filter(project_id=project.pk, user=user).values_list("role", flat=True).first()
+    return ProjectRole(role)
 
 
 def project_editable_qs_for(*, user: User) -> QuerySet[Project]:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from codingagent.lib.http import AuthedHtmxRequest, get_object_or_403
 from projects import services
 from projects.forms import DatasetUploadForm, MemberAddForm, ProjectForm
-from projects.models import Dataset, Project, ProjectMember
+from projects.models import Dataset, Project
 from projects.selectors import (
     dataset_editable_qs_for,
     dataset_list_for_project,
@@ -28,6 +28,7 @@ from projects.selectors import (
     project_list_for_user,
     project_owned_qs_for,
     project_qs_for,
+    project_role_for,
 )
 from projects.uploads import dataset_upload_limited
 
@@ -40,13 +41,14 @@ def _form_errors(form, exc: ValidationError) -> None:
 
 
 def _project_context(request: AuthedHtmxRequest, project: Project, **extra: Any) -> dict[str, Any]:
-    # Display-only flags from the my_role annotation; the write views enforce rights through querysets.
+    # Display-only flags; the write views enforce rights through querysets and the services.
+    role = project_role_for(request.user, project)
     context = {
         "project": project,
         "datasets": dataset_list_for_project(project=project),
         "members": member_list_for_project(project=project),
-        "can_edit": project.my_role in (ProjectMember.Role.OWNER, ProjectMember.Role.EDITOR),
-        "is_owner": project.my_role == ProjectMember.Role.OWNER,
+        "can_edit": role.can_edit,
+        "is_owner": role.is_owner,
         "upload_form": DatasetUploadForm(),
         "member_form": MemberAddForm(),
     }
@@ -188,7 +190,7 @@ def dataset_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "projects/dataset_detail.html",
-        {"dataset": dataset, "project": project, "can_edit": project.my_role != ProjectMember.Role.VIEWER},
+        {"dataset": dataset, "project": project, "can_edit": project_role_for(request.user, project).can_edit},
     )
 
 

@@ -25,6 +25,7 @@ from analysis import selectors
 from analysis.models import AnalysisSession, Run, Step
 from analysis.streaming import push
 from analysis.streaming.tailer import tailer
+from projects.selectors import project_role_for
 
 logger = logging.getLogger(__name__)
 GROUP_LEAVE_TIMEOUT = 2.0  # seconds to remove a closing socket from its group; past it, group expiry does
@@ -174,7 +175,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         session = selectors.session_qs_for(user=user).filter(pk=self.session_id).first()
         if session is None:
             return None, False
-        return session, selectors.session_editable_qs_for(user=user).filter(pk=session.pk).exists()
+        return session, project_role_for(user, session.project).can_edit
 
     @_db
     def _run_shell(self, run_pk: int) -> str:

@@ -351,7 +351,7 @@ def test_gallery_is_constant_queries(client, alice, project, session, png, djang
         artifact_make(project=project, session=session, kind="image", body=png, title=f"img {n}")
     client.force_login(alice)
 
-    with django_assert_num_queries(5):  # django session, user, the project, can-edit, artifacts
+    with django_assert_num_queries(4):  # django session, user, the project with the caller's role, artifacts
         client.get(reverse("exports:project-gallery", args=[project.pk]))
 
 
