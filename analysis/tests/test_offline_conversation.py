@@ -6,6 +6,8 @@ reach any model, in the system prompt's "Conversation so far".
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 import pytest
 
@@ -141,3 +143,35 @@ def test_a_question_two_datasets_fit_is_refused_naming_both(project, session, al
         named.answer
         == f"Using sales_eu.csv, named in the question. The total revenue is **{money(SALES['revenue'].sum())}**."
     )
+
+
+def _workbook(orders: pd.DataFrame, returns: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        orders.to_excel(writer, sheet_name="Orders", index=False)
+        returns.to_excel(writer, sheet_name="Returns", index=False)
+    return buffer.getvalue()
+
+
+ORDERS = pd.DataFrame({"ordered": pd.date_range("2024-01-05", periods=40, freq="5D"), "amount": range(10, 50)})
+RETURNS = pd.DataFrame({"reason": ["broken", "late", "broken"], "refund": [5.5, 2.0, 7.25]})
+
+
+def test_each_sheet_of_a_workbook_is_a_table_of_its_own(project, session, alice, shared_worker):
+    upload(project, alice, "book.xlsx", _workbook(ORDERS, RETURNS))
+
+    monthly = ask(session, alice, "total amount by month", shared_worker)
+    refunds = ask(session, alice, "total refund by reason", shared_worker)
+    counted = ask(session, alice, "how many rows are in the Returns sheet", shared_worker)
+
+    per_month = ORDERS.groupby(ORDERS["ordered"].dt.to_period("M").astype(str))["amount"].sum()
+    assert monthly.answer.startswith(
+        "Using book.xlsx (sheet Orders), the only sheet with amount. Total amount per month of ordered: "
+        f"2024-01: {per_month['2024-01']}, "
+    )
+    assert "broken: 12.75, late: 2.00" in refunds.answer
+    assert (
+        counted.answer
+        == "Using book.xlsx (sheet Returns), named in the question. book.xlsx (sheet Returns) has **3 rows**."
+    )
+    assert "sheet_name='Orders'" in monthly.steps.get(kind="code").content

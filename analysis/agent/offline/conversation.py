@@ -50,16 +50,20 @@ def earlier_questions(messages: list[ModelMessage]) -> list[str]:
 # --- datasets ------------------------------------------------------------------------------------------------
 
 
+def _name_score(question: str, toks: str, ds: DatasetInfo) -> int:
+    """How specifically the question names ``ds``: its file name, its stem ("penguins"), a sheet's name."""
+    score = len(ds.name) * 10 if ds.name.lower() in question.lower() else 0
+    said = [len(n) for n in ds.names if f" {' '.join(n)} " in toks]
+    return score + max(said, default=0)
+
+
 def _named_datasets(question: str, datasets: list[DatasetInfo]) -> list[DatasetInfo]:
-    """Datasets the question names, by file name or by stem ("penguins"); the longest name wins
-    ("sales_eu.csv" over "sales.csv")."""
-    exact = [ds for ds in datasets if ds.name.lower() in question.lower()]
-    if exact:
-        return [max(exact, key=lambda ds: len(ds.name))]
+    """The datasets the question names most specifically ("sales_eu.csv" over "sales.csv"; a sheet's name
+    over its workbook's); several when it names a workbook but none of its sheets."""
     toks = " " + " ".join(w.tokens(question)) + " "
-    named = [ds for ds in datasets if ds.stem_tokens and f" {' '.join(ds.stem_tokens)} " in toks]
-    longest = max((len(ds.stem_tokens) for ds in named), default=0)
-    return [ds for ds in named if len(ds.stem_tokens) == longest]
+    scores = {ds.label: _name_score(question, toks, ds) for ds in datasets}
+    best = max(scores.values(), default=0)
+    return [ds for ds in datasets if best and scores[ds.label] == best]
 
 
 def dataset_choose(
@@ -71,21 +75,30 @@ def dataset_choose(
     named = _named_datasets(question, datasets)
     if len(named) == 1:
         return named[0], f"{named[0].label}, named in the question"
-    scores = {ds.label: len({c.name for c in columns_named(question, ds)}) for ds in datasets}
+    candidates = named or datasets
+    scores = {ds.label: len({c.name for c in columns_named(question, ds)}) for ds in candidates}
     best = max(scores.values())
-    if best == 0 and previous is not None:
+    if best == 0 and previous is not None and previous.dataset in candidates:
         return previous.dataset, f"{previous.dataset.label}, as in the previous question"
-    leaders = [ds for ds in datasets if scores[ds.label] == best]
+    leaders = [ds for ds in candidates if scores[ds.label] == best]
     if best == 0 and any(g in w.tokens(question) for g in _GRAIN_TOKENS):
-        leaders = [ds for ds in datasets if ds.date_columns()]
+        leaders = [ds for ds in candidates if ds.date_columns()]
     if len(leaders) == 1:
         cols = ", ".join(sorted({c.name for c in columns_named(question, leaders[0])})) or "a date column"
-        return leaders[0], f"{leaders[0].label}, the only dataset with {cols}"
-    names = ", ".join(ds.label for ds in (leaders or datasets))
+        return leaders[0], f"{leaders[0].label}, the only {_table_word(candidates)} with {cols}"
+    names = ", ".join(ds.label for ds in (leaders or candidates))
     return None, (
         f"I can't tell which dataset you mean: {names} all fit the question. "
-        "Name one, for example “… in " + (leaders or datasets)[0].name + "”."
+        "Name one, for example “… in " + _example_name((leaders or candidates)[0]) + "”."
     )
+
+
+def _table_word(candidates: list[DatasetInfo]) -> str:
+    return "sheet" if all(ds.sheet for ds in candidates) else "dataset"
+
+
+def _example_name(ds: DatasetInfo) -> str:
+    return f"the {ds.sheet} sheet" if ds.sheet else ds.name
 
 
 _GRAIN_TOKENS = {t for phrases in w.GRAIN_WORDS.values() for p in phrases for t in w.tokens(p)}

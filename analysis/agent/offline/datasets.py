@@ -26,6 +26,7 @@ class Column:
     name: str
     dtype: str
     samples: list[str] = field(default_factory=list)
+    kind: str = ""  # the profile's kind: "numeric", "datetime" (also dates stored as text), "text", …
 
     @property
     def numeric(self) -> bool:
@@ -36,7 +37,7 @@ class Column:
     def is_date(self) -> bool:
         """A datetime dtype, or text whose sample values read as dates (dates stored as strings)."""
         d = self.dtype.lower()
-        if "datetime" in d or d.startswith(("date", "timestamp")):
+        if self.kind == "datetime" or "datetime" in d or d.startswith(("date", "timestamp")):
             return True
         if self.numeric:
             return False
@@ -64,10 +65,24 @@ class DatasetInfo:
     @classmethod
     def from_prompt_info(cls, info: dict) -> DatasetInfo:
         cols = [
-            Column(str(c["name"]), str(c.get("dtype") or "object"), [str(v) for v in c.get("samples") or []])
+            Column(
+                str(c["name"]),
+                str(c.get("dtype") or "object"),
+                [str(v) for v in c.get("samples") or []],
+                str(c.get("kind") or ""),
+            )
             for c in info.get("columns") or []
         ]
         return cls(name=info["name"], format=info.get("format") or "csv", columns=cols, sheet=info.get("sheet"))
+
+    @classmethod
+    def all_from_prompt_info(cls, info: dict) -> list[DatasetInfo]:
+        """One table per dataset, or one per sheet of a workbook with several (named "book.xlsx (sheet X)")."""
+        sheets = info.get("sheets") or []
+        if not sheets:
+            return [cls.from_prompt_info(info)]
+        return [cls.from_prompt_info({**sheet, "name": info["name"], "format": "xlsx", "sheet": sheet["name"]})
+                for sheet in sheets]  # fmt: skip
 
     @property
     def label(self) -> str:
@@ -75,7 +90,13 @@ class DatasetInfo:
 
     @property
     def stem_tokens(self) -> list[str]:
-        return tokens(self.name.rsplit(".", 1)[0]) + (tokens(self.sheet) if self.sheet else [])
+        return tokens(self.name.rsplit(".", 1)[0])
+
+    @property
+    def names(self) -> list[list[str]]:
+        """Token sequences that name this table in a question: the file's stem, and a sheet's own name."""
+        own = [tokens(self.sheet), self.stem_tokens + tokens(self.sheet)] if self.sheet else []
+        return [n for n in [self.stem_tokens, *own] if n]
 
     def reader(self) -> str:
         if self.format == "xlsx" or self.sheet:

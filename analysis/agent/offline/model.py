@@ -58,7 +58,7 @@ def answer_from(resolved: Resolved, observation: str) -> str:
 
 
 def offline_model(*, datasets: list[dict]) -> FunctionModel:
-    infos = [DatasetInfo.from_prompt_info(d) for d in datasets]
+    infos = [table for d in datasets for table in DatasetInfo.all_from_prompt_info(d)]
 
     def offline_analyst(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         resolved = conversation_resolve(messages, infos)

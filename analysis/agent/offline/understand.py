@@ -95,8 +95,7 @@ def _vocabulary(dataset: DatasetInfo) -> list[tuple[list[str], str, str]]:
     vocab += [(w.tokens(p), "follow", "") for p in w.FOLLOW_UP_MARKERS]
     vocab += [(w.tokens(p), "filler", "") for p in w.FILLER]
     vocab += [(w.tokens(p), "rows", p) for p in w.ROW_NOUNS]
-    if dataset.stem_tokens:
-        vocab.append((dataset.stem_tokens, "rows", " ".join(dataset.stem_tokens)))
+    vocab += [(name, "rows", " ".join(name)) for name in dataset.names]
     vocab += [([m], "month", str(i)) for m, i in w.MONTH_ABBR.items()]
     return sorted((v for v in vocab if v[0]), key=lambda v: -len(v[0]))
 
