@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from codingagent.lib.env import env_bool, env_int, env_list, env_secret, env_str
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     "channels",
     "template_partials.apps.SimpleAppConfig",
     "accounts",
@@ -52,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -81,6 +84,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "codingagent.context_processors.csp_nonce",
             ],
             # django-template-partials registered by hand so the Django 6 upgrade only deletes lines.
             "builtins": ["template_partials.templatetags.partials"],
@@ -279,6 +283,35 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY", False) else None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# CSRF_COOKIE_HTTPONLY stays off: htmx reads no cookie (the token is in <body hx-headers>), but Django's
+# admin JavaScript does; the session cookie, the one worth stealing, is HttpOnly.
+
+# Content-Security-Policy (django-csp) on every response. Scripts run only from our origin or with the
+# per-request nonce (no 'unsafe-inline', no eval: htmx runs with allowEval off and no hx-on handlers).
+# img-src has no remote hosts, so a chart's layout.images (or any model-written HTML) cannot make a
+# viewer's browser fetch an outside URL. connect-src 'self' covers fetch/htmx and the same-origin
+# websocket (CSP3 matches ws:/wss: for 'self'). Style *attributes* stay allowed: plotly.js and Swagger UI
+# set them as they draw, and an attribute cannot run code; <style> elements still need the nonce.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -28,3 +28,33 @@
     }
   });
 })();
+
+// Behaviour that used to be inline handlers (forbidden by the Content-Security-Policy): declared with
+// data attributes in the templates, wired here once for the whole page.
+(function () {
+  // <form data-confirm="Delete …?">: ask before a plain (non-htmx) destructive submit.
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+  }, true);
+
+  // <select data-autosubmit>: saving the choice needs no button.
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest("select[data-autosubmit]");
+    if (select && select.form) select.form.requestSubmit();
+  });
+
+  // <form data-upload-progress> with a <progress>: htmx reports the upload's bytes.
+  function bar(event) {
+    var form = event.target.closest && event.target.closest("form[data-upload-progress]");
+    return form ? form.querySelector("progress") : null;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var progress = bar(event);
+    if (progress) { progress.hidden = false; progress.value = 0; }
+  });
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var progress = bar(event);
+    if (progress && event.detail.total) progress.value = event.detail.loaded / event.detail.total * 100;
+  });
+})();

@@ -2,6 +2,21 @@
 // follows the light/dark theme (themechange from app.js) and resizes with the layout.
 (function () {
   if (window.CodingAgentArtifacts) return; // loaded twice: keep one set of listeners
+
+  // plotly.js adds <style> elements for its modebar as it draws; under the Content-Security-Policy only
+  // elements carrying the page's nonce apply. Our own scripts are the only ones that can run here
+  // (script-src is nonce/'self' only), so lending them the nonce for styles widens nothing.
+  var nonce = (document.currentScript && document.currentScript.nonce) || "";
+  if (nonce && !document.createElement.__withNonce) {
+    var createElement = document.createElement;
+    var withNonce = function (tag, options) {
+      var el = createElement.call(document, tag, options);
+      if (String(tag).toLowerCase() === "style") el.setAttribute("nonce", nonce);
+      return el;
+    };
+    withNonce.__withNonce = true;
+    document.createElement = withNonce;
+  }
   var plotlyPromise = null;
 
   function loadPlotly(src) {
