@@ -28,4 +28,6 @@ RUN DEBUG=1 STATIC_MANIFEST=1 python manage.py collectstatic --noinput \
 
 USER app
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "codingagent.asgi:application"]
+# No --proxy-headers: daphne would take the client-supplied left end of X-Forwarded-For as the address;
+# the app reads the header itself, only behind TRUSTED_PROXY_COUNT proxies (accounts/throttling.py).
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "codingagent.asgi:application"]

@@ -6,18 +6,20 @@ from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
-from accounts.models import User
+from accounts.models import AuditEvent, User
 from accounts.selectors import user_list
-from accounts.services import auth_refresh_revoke, auth_tokens_issue, user_create, user_update
-from accounts.throttling import LoginRateThrottle
+from accounts.services import audit_record, auth_refresh_revoke, auth_tokens_issue, user_create, user_update
+from accounts.throttling import login_attempt_check
 from codingagent.lib.http import api_validation_errors, paginated_response, paginated_serializer
 
 
@@ -49,7 +51,7 @@ class _PublicAuthApi(APIView):
 
 
 class LoginApi(_PublicAuthApi):
-    throttle_classes = [LoginRateThrottle]
+    """Throttled like the login page (per client address and per account), 429 with Retry-After."""
 
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -68,6 +70,10 @@ class LoginApi(_PublicAuthApi):
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
     def post(self, request: Request) -> Response:
+        email = request.data.get("email", "") if hasattr(request.data, "get") else ""
+        refusal = login_attempt_check(request._request, email=str(email))
+        if refusal is not None:
+            raise Throttled(wait=refusal.wait, detail=refusal.message)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(
@@ -76,7 +82,17 @@ class LoginApi(_PublicAuthApi):
         if user is None:
             raise AuthenticationFailed("No active account found with the given email and password.")
         tokens = auth_tokens_issue(user=user)
+        audit_record(event=AuditEvent.Event.LOGIN, user=user, request=request._request, detail={"via": "api"})
         return Response(self.OutputSerializer({**tokens, "user": user}).data)
+
+
+class _RefreshSerializer(TokenRefreshSerializer):
+    def validate(self, attrs):
+        token = RefreshToken(attrs["refresh"])
+        user = User.objects.filter(pk=token.get("user_id")).first()
+        if user is None or token.get("hash_password") != get_md5_hash_password(user.password):
+            raise AuthenticationFailed("The password changed since this token was issued; log in again.")
+        return super().validate(attrs)
 
 
 class RefreshApi(_PublicAuthApi):
@@ -95,8 +111,9 @@ class RefreshApi(_PublicAuthApi):
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
     def post(self, request: Request) -> Response:
-        # simplejwt's serializer does the rotation and blacklists the old refresh token.
-        serializer = TokenRefreshSerializer(data=request.data)
+        # simplejwt's serializer does the rotation and blacklists the old refresh token; ours also refuses a
+        # refresh token issued under an earlier password.
+        serializer = _RefreshSerializer(data=request.data)
         try:
             serializer.is_valid(raise_exception=True)
         except TokenError as exc:
@@ -116,9 +133,10 @@ class LogoutApi(_PublicAuthApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            auth_refresh_revoke(refresh=data.validated_data["refresh"])
+            user = auth_refresh_revoke(refresh=data.validated_data["refresh"])
         except TokenError as exc:
             raise InvalidToken(exc.args[0]) from exc
+        audit_record(event=AuditEvent.Event.LOGOUT, user=user, request=request._request, detail={"via": "api"})
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -180,5 +198,5 @@ class UserDetailApi(APIView):
         data = self.InputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         with api_validation_errors():
-            user = user_update(user=user, data=data.validated_data)
+            user = user_update(user=user, data=data.validated_data, actor=request.user)
         return Response(UserOutputSerializer(user).data)

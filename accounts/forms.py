@@ -9,7 +9,7 @@ from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.core.exceptions import ValidationError
 
 from accounts.models import User
-from accounts.throttling import login_attempt_allowed
+from accounts.throttling import login_attempt_check
 
 
 def _email_taken(email: str, *, exclude_pk: int | None = None) -> bool:
@@ -17,17 +17,13 @@ def _email_taken(email: str, *, exclude_pk: int | None = None) -> bool:
 
 
 class ThrottledLoginMixin:
-    """Counts each submitted login against the per IP+email throttle before the password is checked."""
+    """Counts each submitted login against the address and account limits before the password is checked."""
 
     def clean(self):
         # Throttle first, so refused attempts learn nothing about the password.
-        allowed, wait = login_attempt_allowed(self.request)
-        if not allowed:
-            raise ValidationError(
-                "Too many login attempts. Please wait %(wait)s seconds and try again.",
-                code="throttled",
-                params={"wait": wait},
-            )
+        refusal = login_attempt_check(self.request, email=self.data.get("username", ""))
+        if refusal is not None:
+            raise ValidationError(refusal.message, code="throttled")
         return super().clean()
 
 

@@ -64,3 +64,49 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def display_name(self) -> str:
         return self.full_name or self.email.split("@")[0]
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event, append-only (the admin shows it read-only, filterable by kind and date).
+
+    ``actor_email`` is written as well as ``actor`` so an event outlives the user, and failed logins for
+    unknown addresses still say which address was tried.
+    """
+
+    class Event(models.TextChoices):
+        LOGIN = "login", "Login"
+        LOGIN_FAILED = "login_failed", "Failed login"
+        LOCKOUT = "lockout", "Lockout"
+        LOGOUT = "logout", "Logout"
+        SIGNUP = "signup", "Sign-up"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        PASSWORD_RESET = "password_reset", "Password reset"
+        EXPORT = "export", "Export"
+        DELETION = "deletion", "Deletion"
+        SANDBOX_REFUSAL = "sandbox_refusal", "Sandbox refusal"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    event = models.CharField(max_length=32, choices=Event.choices, db_index=True)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor_email = models.CharField(max_length=254, blank=True, db_index=True)
+    target = models.CharField(max_length=300, blank=True, help_text="What the event was about.")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_event_display()} · {self.actor_email or 'anonymous'} · {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RevokedTokenFamily(models.Model):
+    """An API login (a refresh token and every token rotated or derived from it) ended by a logout.
+
+    Access tokens carry the family id (claim ``sid``), so a logout ends them at once instead of at expiry.
+    Rows older than the refresh lifetime can be deleted: no token of theirs is still valid.
+    """
+
+    sid = models.CharField(max_length=64, unique=True)
+    revoked_at = models.DateTimeField(default=timezone.now)

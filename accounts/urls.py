@@ -10,4 +10,5 @@ urlpatterns = [
     path("password_change/", views.PasswordChangeView.as_view(), name="password_change"),
     path("password_change/done/", views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("signup/", views.signup, name="signup"),
+    path("signup/confirm/<uidb64>/<token>/", views.signup_confirm_view, name="signup-confirm"),
 ]

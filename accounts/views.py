@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.forms import LoginForm, SignupForm
-from accounts.services import user_create
+from accounts.models import AuditEvent
+from accounts.services import audit_record, signup_confirm, signup_request
 
 
 class LoginView(auth_views.LoginView):
@@ -38,6 +40,12 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:password_change_done")
 
+    def form_valid(self, form) -> HttpResponse:
+        # The new password's hash no longer matches the claim in the user's API tokens: they all stop working.
+        response = super().form_valid(form)
+        audit_record(event=AuditEvent.Event.PASSWORD_CHANGED, user=self.request.user, request=self.request)
+        return response
+
 
 class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
     template_name = "accounts/password_change_done.html"
@@ -45,20 +53,34 @@ class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    """The same answer whether or not the email is registered: "check your inbox" (the inbox says which)."""
     if not settings.SIGNUP_ENABLED:
         raise Http404("Sign-up is disabled.")
     form = SignupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = user_create(
+            signup_request(
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password1"],
                 full_name=form.cleaned_data["full_name"],
+                confirm_url=request.build_absolute_uri("/accounts/signup/confirm/"),
             )
         except ValidationError as exc:
-            for field, messages in exc.message_dict.items():
-                form.add_error("password1" if field == "password" else field, messages)
+            for field, field_messages in exc.message_dict.items():
+                form.add_error("password1" if field == "password" else field, field_messages)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect(settings.LOGIN_REDIRECT_URL)
+            return render(request, "accounts/signup_sent.html", {"email": form.cleaned_data["email"]})
     return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_GET
+def signup_confirm_view(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    if not settings.SIGNUP_ENABLED:
+        raise Http404("Sign-up is disabled.")
+    user = signup_confirm(uidb64=uidb64, token=token)
+    if user is None:
+        messages.error(request, "This confirmation link is invalid or was already used. Log in, or sign up again.")
+        return redirect("accounts:login")
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    audit_record(event=AuditEvent.Event.SIGNUP, user=user, request=request)
+    return redirect(settings.LOGIN_REDIRECT_URL)

@@ -22,6 +22,8 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.models import AuditEvent
+from accounts.services import audit_record
 from analysis import claims, locks, selectors
 from analysis.agent.models import model_choices
 from analysis.models import AnalysisSession, Artifact, Run, Step
@@ -85,6 +87,8 @@ def session_delete(*, session: AnalysisSession, user) -> None:
     active = Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()
     if active is not None:
         run_cancel(run=active, user=user)
+    audit_record(event=AuditEvent.Event.DELETION, user=user,
+                 target=f"session {session.pk} {session.title!r} of project {session.project_id}")  # fmt: skip
     session.delete()
 
 
@@ -246,6 +250,10 @@ def step_create(*, run: Run, kind: str, content: str = "", data: dict | None = N
         return Step.objects.create(run=run, ordinal=ordinal, kind=kind, content=content, data=data or {})
 
     step = db_retry(save)
+    if step.data.get("refusals"):
+        # The sandbox refused some of the model's code (policy or isolation): a security event.
+        audit_record(event=AuditEvent.Event.SANDBOX_REFUSAL, user=run.user, target=f"run {run.pk} of session {run.session_id}",
+                     detail={"refusals": [str(r)[:500] for r in step.data["refusals"]][:20], "step": step.pk})  # fmt: skip
     transaction.on_commit(lambda: push.step_push(step=step))
     return step
 

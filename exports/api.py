@@ -67,7 +67,7 @@ def _export(target, request: Request) -> HttpResponse | Response:
             {"detail": f"Unknown export format {fmt!r}. Choose one of: {', '.join(services.EXPORT_FORMATS)}."},
             status=400,
         )
-    return services.export_response(target=target, fmt=fmt)
+    return services.export_response(target=target, fmt=fmt, user=request.user)
 
 
 class SessionExportApi(_ExportNegotiationMixin, APIView):

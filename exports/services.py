@@ -14,6 +14,8 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 
+from accounts.models import AuditEvent
+from accounts.services import audit_record
 from analysis.models import AnalysisSession, Artifact
 from exports.artifacts import artifact_figure_read, artifact_title
 from exports.charts import figure_image
@@ -191,11 +193,18 @@ def artifact_pin_set(*, artifact: Artifact, pinned: bool) -> Artifact:
 # --- exports ---------------------------------------------------------------------------------------------
 
 
-def export_response(*, target: AnalysisSession | Project, fmt: str) -> HttpResponse:
+def export_response(*, target: AnalysisSession | Project, fmt: str, user=None) -> HttpResponse:
     from exports import renderers
 
     try:
         filename, content_type, body = renderers.export_render(target=target, fmt=fmt)
     except UnknownFormat as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    scope = "session" if isinstance(target, AnalysisSession) else "project"
+    audit_record(
+        event=AuditEvent.Event.EXPORT,
+        user=user,
+        target=f"{scope} {target.pk}",
+        detail={"format": fmt, "file": filename},
+    )
     return attachment_response(filename=filename, content_type=content_type, body=body)

@@ -113,11 +113,11 @@ def project_gallery(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def session_export(request: HttpRequest, pk: int) -> HttpResponse:
     session = get_object_or_404(session_qs_for(user=request.user), pk=pk)
-    return services.export_response(target=session, fmt=request.GET.get("format", ""))
+    return services.export_response(target=session, fmt=request.GET.get("format", ""), user=request.user)
 
 
 @login_required
 @require_GET
 def project_export(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(project_qs_for(user=request.user), pk=pk)
-    return services.export_response(target=project, fmt=request.GET.get("format", ""))
+    return services.export_response(target=project, fmt=request.GET.get("format", ""), user=request.user)

@@ -136,7 +136,7 @@ class ProjectDetailApi(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
         project = _project_for(request, pk, allowed=project_owned_qs_for)
-        services.project_delete(project=project)
+        services.project_delete(project=project, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -188,7 +188,7 @@ class ProjectMemberDetailApi(APIView):
     def delete(self, request: Request, pk: int, member_pk: int) -> Response:
         member = self._member(request, pk, member_pk)
         with api_validation_errors():
-            services.member_remove(member=member)
+            services.member_remove(member=member, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -239,5 +239,5 @@ class DatasetDetailApi(APIView):
         dataset = get_object_or_403(
             dataset_editable_qs_for(user=request.user), visible=dataset_qs_for(user=request.user), pk=pk
         )
-        services.dataset_delete(dataset=dataset)
+        services.dataset_delete(dataset=dataset, user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

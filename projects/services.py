@@ -17,7 +17,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import AuditEvent, User
+from accounts.services import audit_record
 from projects.dataset_files import (
     dataset_filename_sanitize,
     dataset_filename_unique,
@@ -61,9 +62,10 @@ def project_update(*, project: Project, data: dict[str, Any]) -> Project:
 
 
 @transaction.atomic
-def project_delete(*, project: Project) -> None:
-    """Delete the project with everything in it; its dataset files go after the commit."""
+def project_delete(*, project: Project, user: User | None = None) -> None:
+    """Delete the project with everything in it; its dataset files go after the commit. Audited."""
     names = [name for name in project.datasets.values_list("file", flat=True) if name]
+    audit_record(event=AuditEvent.Event.DELETION, user=user, target=f"project {project.pk} {project.name!r}")
     project.delete()
     _files_delete_on_commit(names)
 
@@ -103,8 +105,10 @@ def member_update(*, member: ProjectMember, role: str) -> ProjectMember:
 
 
 @transaction.atomic
-def member_remove(*, member: ProjectMember) -> None:
+def member_remove(*, member: ProjectMember, user: User | None = None) -> None:
     _check_not_creator(member, "removed")
+    audit_record(event=AuditEvent.Event.DELETION, user=user,
+                 target=f"member {member.user.email} of project {member.project_id}")  # fmt: skip
     member.delete()
 
 
@@ -158,9 +162,11 @@ def _dataset_store(*, project: Project, user: User, name: str, original: str, sp
 
 
 @transaction.atomic
-def dataset_delete(*, dataset: Dataset) -> None:
+def dataset_delete(*, dataset: Dataset, user: User | None = None) -> None:
     name = dataset.file.name
     project = dataset.project
+    audit_record(event=AuditEvent.Event.DELETION, user=user,
+                 target=f"dataset {dataset.pk} {dataset.name!r} of project {project.pk}")  # fmt: skip
     dataset.delete()
     _touch(project)
     _files_delete_on_commit([name] if name else [])

@@ -109,7 +109,7 @@ def project_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     project = get_object_or_403(
         project_owned_qs_for(user=request.user), visible=project_qs_for(user=request.user), pk=pk
     )
-    services.project_delete(project=project)
+    services.project_delete(project=project, user=request.user)
     messages.success(request, f"Project “{project.name}” was deleted.")
     return redirect("projects:dashboard")
 
@@ -144,7 +144,7 @@ def member_remove(request: AuthedHtmxRequest, pk: int, member_pk: int) -> HttpRe
     member = get_object_or_404(member_list_for_project(project=project), pk=member_pk)
     error = None
     try:
-        services.member_remove(member=member)
+        services.member_remove(member=member, user=request.user)
     except ValidationError as exc:
         error = " ".join(exc.messages)
     if request.htmx:
@@ -209,7 +209,7 @@ def dataset_delete(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         dataset_editable_qs_for(user=request.user), visible=dataset_qs_for(user=request.user), pk=pk
     )
     project = get_object_or_404(project_qs_for(user=request.user), pk=dataset.project_id)
-    services.dataset_delete(dataset=dataset)
+    services.dataset_delete(dataset=dataset, user=request.user)
     if request.htmx:
         return render(request, f"{DETAIL}#datasets", _project_context(request, project))
     messages.success(request, f"Deleted {dataset.name}.")

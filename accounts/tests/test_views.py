@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -43,15 +45,15 @@ def test_the_eleventh_login_attempt_is_refused_with_a_clear_message(client, alic
     assert "_auth_user_id" not in client.session
 
 
-def test_the_login_throttle_is_per_ip_and_email(client, alice, bob, settings):
+def test_the_address_throttle_counts_attempts_for_any_email_but_not_other_addresses(client, alice, bob, settings):
     settings.LOGIN_THROTTLE = "1/min"
     _login(client, "alice@example.com", "wrong-password")
 
     other_email = _login(client, "bob@example.com")
-    other_ip = _login(client, "alice@example.com", REMOTE_ADDR="10.9.8.7")
+    other_address = _login(client, "bob@example.com", REMOTE_ADDR="10.9.8.7")
 
-    assert other_email.status_code == 302
-    assert other_ip.status_code == 302
+    assert other_email.status_code == 429
+    assert other_address.status_code == 302
 
 
 def test_logout_is_post_only_and_ends_the_session(client, alice):
@@ -92,32 +94,59 @@ def test_signup_is_a_404_when_disabled(client, settings):
     assert client.get(reverse("accounts:signup")).status_code == 404
 
 
-def test_signup_creates_a_user_and_logs_them_in_when_enabled(client, settings):
+def _signup(client, email):
+    return client.post(
+        reverse("accounts:signup"),
+        {"email": email, "full_name": "New", "password1": "a-fine-password-9", "password2": "a-fine-password-9"},
+    )
+
+
+def test_signup_answers_the_same_for_a_new_and_a_registered_email(
+    client, settings, alice, mailoutbox, django_capture_on_commit_callbacks
+):
     settings.SIGNUP_ENABLED = True
 
-    response = client.post(
-        reverse("accounts:signup"),
-        {
-            "email": "New@Example.com",
-            "full_name": "New",
-            "password1": "a-fine-password-9",
-            "password2": "a-fine-password-9",
-        },
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        new = _signup(client, "New@Example.com")
+        taken = _signup(client, "alice@example.com")
+
+    def page(response):  # the main content; nonces and CSRF tokens differ per response by design
+        main = re.search(r"<main.*</main>", response.content.decode(), flags=re.S).group(0)
+        return main.replace("New@Example.com", "X").replace("alice@example.com", "X")
+
+    assert new.status_code == taken.status_code == 200
+    assert page(new) == page(taken)
+    assert "Check your email" in page(new)
+    assert [m.to for m in mailoutbox] == [["new@example.com"], ["alice@example.com"]]
+    assert "/accounts/signup/confirm/" in mailoutbox[0].body
+    assert "already has one" in mailoutbox[1].body and "/confirm/" not in mailoutbox[1].body
+    assert not User.objects.get(email="new@example.com").is_active
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_signup_link_activates_the_account_and_logs_in_once(
+    client, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    settings.SIGNUP_ENABLED = True
+    with django_capture_on_commit_callbacks(execute=True):
+        _signup(client, "new@example.com")
+    link = re.search(r"http://testserver(/accounts/signup/confirm/\S+/)", mailoutbox[0].body).group(1)
+
+    first = client.get(link)
+    client.logout()
+    again = client.get(link)
 
     user = User.objects.get(email="new@example.com")
-    assert response.status_code == 302
-    assert user.role == User.Role.USER
-    assert client.session["_auth_user_id"] == str(user.pk)
+    assert first.status_code == 302 and first.url == reverse("projects:dashboard")
+    assert user.is_active and user.role == User.Role.USER
+    assert again.status_code == 302 and again.url == reverse("accounts:login")
+    assert "_auth_user_id" not in client.session
 
 
-def test_signup_shows_errors_for_a_taken_email(client, settings, alice):
+def test_a_made_up_signup_link_logs_nobody_in(client, settings, alice):
     settings.SIGNUP_ENABLED = True
 
-    response = client.post(
-        reverse("accounts:signup"),
-        {"email": "alice@example.com", "password1": "a-fine-password-9", "password2": "a-fine-password-9"},
-    )
+    response = client.get(reverse("accounts:signup-confirm", args=["MQ", "abc-123"]))
 
-    assert response.status_code == 400
-    assert b"already exists" in response.content
+    assert response.status_code == 302
+    assert "_auth_user_id" not in client.session

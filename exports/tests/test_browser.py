@@ -59,8 +59,10 @@ def test_plotly_chart_is_interactive_and_follows_the_theme(open_page, project, s
     light = page.evaluate(f"document.querySelector('#artifact-{chart.pk} .plotly-chart').layout.font.color")
 
     page.click("[data-theme-toggle]")
+    # Arrow functions, not expression strings: Playwright eval()s those in the page, which the CSP forbids.
     page.wait_for_function(
-        f"document.querySelector('#artifact-{chart.pk} .plotly-chart').layout.font.color !== {light!r}", timeout=5000
+        f"() => document.querySelector('#artifact-{chart.pk} .plotly-chart').layout.font.color !== {light!r}",
+        timeout=5000,
     )
 
     dark = page.evaluate(f"document.querySelector('#artifact-{chart.pk} .plotly-chart').layout.font.color")
@@ -92,7 +94,9 @@ def test_gallery_renders_thumbnails(open_page, project, session, png, tmp_path):
     artifact_make(project=project, session=session, kind="image", body=png, title="Hist", pinned=True)
 
     page = open_page(reverse("exports:project-gallery", args=[project.pk]))
-    page.wait_for_function(f"document.querySelector('#artifact-thumb-{chart.pk} img').naturalWidth > 0", timeout=15000)
+    page.wait_for_function(
+        f"() => document.querySelector('#artifact-thumb-{chart.pk} img').naturalWidth > 0", timeout=15000
+    )
 
     page.screenshot(path=str(tmp_path / "gallery.png"), full_page=True)  # kept for eyeballing with --basetemp
     assert page.locator(".artifact-thumb").count() == 2
