@@ -15,18 +15,8 @@ def stack(tmp_path, postgres_server, postgres_template):
     stack = postgres_stack(tmp_path, postgres_server, postgres_template, redis_prefix=unique_prefix("dbweb"))
     yield stack
     stack.close()
-    if not _listening(postgres_server):  # the test failed during the outage: the next test needs it
+    if not postgres_server.is_up():  # the test failed during the outage: the next test needs it
         postgres_server.start()
-
-
-def _listening(server) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def test_pages_api_healthz_and_websockets_answer_503_while_the_database_is_down_then_recover(stack, postgres_server):

@@ -1,0 +1,154 @@
+"""Fault scenarios on a production-shaped deployment: PostgreSQL and Redis started by the tests, daphne web
+processes and run workers as real subprocesses, a scripted model on loopback held at a chosen point so the
+fault lands mid-run. Each test asserts what a user and an operator observe afterwards: the run finished (or
+failed with a readable reason), the worker process is still alive, the session takes questions again, and
+/healthz tells the truth."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from analysis.tests.faults.conftest import postgres_stack, unique_prefix
+from analysis.tests.faults.model import GatedModel
+from analysis.tests.faults.servers import wait_until
+from analysis.tests.faults.stack import SseClient, Stack, Web, WsClient, WsClosed
+
+FINAL = re.compile(r'data-status="(succeeded|failed|cancelled)"')
+
+
+@pytest.fixture
+def make_stack(tmp_path, postgres_server, postgres_template, redis_server):
+    stacks: list[Stack] = []
+
+    def make(model: GatedModel, **extra_env) -> Stack:
+        llm = model.server().__enter__()
+        stack = postgres_stack(
+            tmp_path,
+            postgres_server,
+            postgres_template,
+            redis_url=redis_server.url,
+            redis_prefix=unique_prefix("outage"),
+            llm_url=llm.base_url,
+            extra_env={"RUN_HEARTBEAT_SECONDS": "1", **extra_env},
+        )
+        stack.llm = llm
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.close()
+        stack.llm.__exit__(None, None, None)
+    if redis_server.process is None:  # a test failed mid-outage: the next one needs the services
+        redis_server.start()
+    if not postgres_server.is_up():
+        postgres_server.start()
+
+
+def _ask(web: Web, stack: Stack, question: str = "what is x?", session: int | None = None) -> tuple[int, dict]:
+    session = session if session is not None else stack.seeded.sessions[0]
+    return web.json("POST", f"/api/v1/sessions/{session}/query", token=stack.seeded.token, body={"question": question})
+
+
+def _run(web: Web, stack: Stack, run_id: int) -> dict:
+    status, body = web.json("GET", f"/api/v1/runs/{run_id}/", token=stack.seeded.token)
+    assert status == 200, body
+    return body
+
+
+def _finished(web: Web, stack: Stack, run_id: int, *, timeout: float) -> dict:
+    return wait_until(
+        lambda: (run := _run(web, stack, run_id))["status"] not in ("queued", "running") and run,
+        timeout=timeout,
+        what=f"run {run_id} to end",
+    )
+
+
+class WsFollower:
+    """The page's websocket: step pks in arrival order, reconnecting with ``?after=<last pk>`` like the page."""
+
+    def __init__(self, stack: Stack, session: int) -> None:
+        self.stack, self.session, self.pks, self.final = stack, session, [], None
+        self.ws: WsClient | None = None
+
+    def connect(self, web: Web) -> None:
+        after = max(self.pks, default=0)
+        self.ws = WsClient(web.port, f"/ws/sessions/{self.session}/?after={after}", cookie=self.stack.seeded.cookie)
+
+    def read_until(self, predicate, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            message = self.ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+            self.pks += [int(pk) for pk in re.findall(r'data-step-pk="(\d+)"', message)]
+            if match := FINAL.search(message):
+                self.final = match.group(1)
+
+
+class SseFollower:
+    """An API client on the run's event stream, resuming with ``Last-Event-ID`` (the last ordinal it got)."""
+
+    def __init__(self, stack: Stack, run_id: int) -> None:
+        self.stack, self.run_id, self.ordinals, self.done = stack, run_id, [], None
+
+    def follow(self, web: Web, *, until_ordinal: int | None = None) -> None:
+        client = SseClient(
+            web.port,
+            self.run_id,
+            token=self.stack.seeded.token,
+            last_event_id=self.ordinals[-1] if self.ordinals else None,
+        )
+        try:
+            for event_id, event, data in client.events():
+                if event == "step":
+                    self.ordinals.append(event_id)
+                    if until_ordinal is not None and event_id >= until_ordinal:
+                        return
+                elif event == "done":
+                    self.done = data
+                    return
+        finally:
+            client.close()
+
+
+def test_a_killed_web_process_loses_its_followers_who_resume_elsewhere_with_exactly_the_missing_steps(make_stack):
+    model = GatedModel(tools=4, hold_at=2)
+    stack = make_stack(model)
+    doomed, spare = stack.start_web("doomed"), stack.start_web("spare")
+    worker = stack.start_worker()
+    session = stack.seeded.sessions[0]
+    ws = WsFollower(stack, session)
+    ws.connect(doomed)
+    status, started = _ask(doomed, stack)
+    assert status == 202, started
+    run_id = started["run_id"]
+    assert model.held.wait(180), "the run never reached its third model call"
+    sse = SseFollower(stack, run_id)
+    sse.follow(doomed, until_ordinal=_run(doomed, stack, run_id)["steps"][-1]["ordinal"])
+    ws.read_until(lambda: len(ws.pks) >= len(sse.ordinals), timeout=30)
+    seen_before_kill = (len(ws.pks), len(sse.ordinals))
+
+    os.kill(doomed.process.pid, signal.SIGKILL)
+    doomed.process.wait(10)
+    with pytest.raises(WsClosed):
+        ws.read_until(lambda: False, timeout=10)
+    model.release.set()  # the run goes on while nobody follows it
+    wait_until(lambda: len(_run(spare, stack, run_id)["steps"]) > seen_before_kill[1], timeout=60, what="new steps")
+    ws.connect(spare)
+    sse.follow(spare)
+    ws.read_until(lambda: ws.final is not None, timeout=120)
+    final = _run(spare, stack, run_id)
+    expected_pks = [step["id"] for step in final["steps"]]
+    expected_ordinals = [step["ordinal"] for step in final["steps"]]
+
+    assert final["status"] == "succeeded", final
+    assert seen_before_kill[0] >= 1 and seen_before_kill[1] >= 1
+    assert len(expected_pks) > seen_before_kill[1]  # steps were saved while the followers were away
+    assert ws.pks == expected_pks  # every step once, in order, across the reconnect
+    assert sse.ordinals == expected_ordinals
+    assert sse.done["status"] == "succeeded"
+    assert worker.poll() is None
