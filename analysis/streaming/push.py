@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -178,8 +179,9 @@ class BackgroundPublisher:
             group, event, sent = await self._queue.get()
             try:
                 await layer.group_send(group, event)
-            except Exception:  # best-effort: the DB has the data and reconnects repair
-                logger.exception("Publishing to %s failed", group)
+                _publish_succeeded()
+            except Exception as exc:  # best-effort: the DB has the data and reconnects repair
+                _publish_failed(group, exc)
             finally:
                 sent.set()
                 self._queue.task_done()
@@ -197,6 +199,25 @@ class BackgroundPublisher:
             asyncio.run_coroutine_threadsafe(self._queue.join(), self._loop).result(timeout)
 
 
+_failing_since: float | None = None  # while the channel layer (Redis) fails: log once, not once per event
+
+
+def _publish_failed(group: str, exc: Exception) -> None:
+    global _failing_since
+    if _failing_since is None:
+        _failing_since = time.monotonic()
+        logger.warning("Publishing to %s failed; pushes are skipped until the channel layer is back: %r", group, exc)
+
+
+def _publish_succeeded() -> None:
+    global _failing_since
+    if _failing_since is not None:
+        logger.warning(
+            "Channel layer back after %.0f s; pages repair what they missed", time.monotonic() - _failing_since
+        )
+        _failing_since = None
+
+
 publisher: BackgroundPublisher | None = None  # set by the worker process (analysis.worker)
 
 
@@ -209,8 +230,9 @@ def _group_send(session_id: int, event: dict) -> None:
         return
     try:
         async_to_sync(layer.group_send)(session_group(session_id), event)
-    except Exception:  # a push is best-effort: the DB has the step and reconnects repair
-        logger.exception("Publishing to session %s failed", session_id)
+        _publish_succeeded()
+    except Exception as exc:  # a push is best-effort: the DB has the step and reconnects repair
+        _publish_failed(session_group(session_id), exc)
 
 
 def step_push(*, step: Step) -> None:

@@ -152,3 +152,59 @@ def test_a_killed_web_process_loses_its_followers_who_resume_elsewhere_with_exac
     assert sse.ordinals == expected_ordinals
     assert sse.done["status"] == "succeeded"
     assert worker.poll() is None
+
+
+def _health(web: Web) -> tuple[int, dict]:
+    return web.json("GET", "/healthz")
+
+
+def _redis_outage_mid_run(stack: Stack, web: Web, redis_server, *, seconds: float, session: int) -> dict:
+    """Ask, stop Redis while the run is mid-way, let the run go on, ask again during the outage, bring Redis
+    back after ``seconds``; returns what was observed."""
+    model = stack.model
+    model.release.clear()
+    model.held.clear()
+    status, started = _ask(web, stack, session=session)
+    assert status == 202, started
+    assert model.held.wait(180), "the run never reached its held model call"
+    redis_server.stop()
+    down_at = time.monotonic()
+    model.release.set()
+    health_during = _health(web)
+    first = _finished(web, stack, started["run_id"], timeout=max(seconds, 5) + 60)
+    finished_during_outage = time.monotonic() - down_at < seconds
+    time.sleep(max(0.0, seconds - (time.monotonic() - down_at)))
+    redis_server.start()
+    health_after = wait_until(lambda: (h := _health(web))[0] == 200 and h, timeout=30, what="/healthz 200")
+    return {
+        "run": first,
+        "health_during": health_during,
+        "health_after": health_after,
+        "finished_during_outage": finished_during_outage,
+    }
+
+
+def test_runs_and_the_worker_survive_redis_down_3_s_and_20_s_mid_run(make_stack, redis_server):
+    model = GatedModel(tools=2, hold_at=1)
+    stack = make_stack(model)
+    stack.model = model
+    web = stack.start_web()
+    worker = stack.start_worker()
+    short_session, long_session, spare_session = stack.seeded.sessions
+
+    blip = _redis_outage_mid_run(stack, web, redis_server, seconds=3, session=short_session)
+    long = _redis_outage_mid_run(stack, web, redis_server, seconds=20, session=long_session)
+    model.hold_at = None
+    status, again = _ask(web, stack, session=short_session)
+    after = _finished(web, stack, again["run_id"], timeout=120) if status == 202 else again
+    spare_status, spare = _ask(web, stack, session=spare_session)
+    spare_run = _finished(web, stack, spare["run_id"], timeout=120) if spare_status == 202 else spare
+
+    assert blip["run"]["status"] == "succeeded", blip["run"]
+    assert long["run"]["status"] == "succeeded", long["run"]
+    assert long["finished_during_outage"]  # the run did not wait for Redis: it is only a signal path
+    assert blip["health_during"][0] == 503 and "channel_layer" in blip["health_during"][1]["failing"]
+    assert long["health_during"][0] == 503 and "database" not in long["health_during"][1]["failing"]
+    assert status == 202 and after["status"] == "succeeded"
+    assert spare_status == 202 and spare_run["status"] == "succeeded"
+    assert worker.poll() is None, stack.log("worker")[-3000:]
