@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.agent.offline import fmt
 from analysis.models import Run
 from analysis.tests.offline_support import SAMPLE_SALES, ask, money, numbers_unverified, upload, upload_frame
 from analysis.worker import Worker
@@ -245,3 +246,18 @@ def test_daily_totals_are_zero_on_days_without_orders(session, demo_sales, alice
 def _first_day_without_orders() -> str:
     every_day = pd.date_range(SALES["date"].min(), SALES["date"].max(), freq="D")
     return f"{every_day.difference(SALES['date'])[0]:%Y-%m-%d}"
+
+
+def test_ambiguous_day_first_dates_follow_the_profiles_format(project, session, alice, shared_worker):
+    # Every day is 12 or less, so 03/04/2024 reads either way: the profile decided day first, and so must the run.
+    days = pd.to_datetime([f"2024-{m:02d}-{d:02d}" for m in range(1, 13) for d in (1, 5, 12)])
+    frame = pd.DataFrame({"sold_on": days, "amount": [float(i % 7 + 1) for i in range(len(days))]})
+    upload_frame(project, alice, "eu.csv", frame.assign(sold_on=frame["sold_on"].dt.strftime("%d/%m/%Y")))
+
+    run = ask(session, alice, "total amount per quarter", shared_worker)
+
+    quarters = frame.groupby(frame["sold_on"].dt.to_period("Q").astype(str))["amount"].sum()
+    assert "'%d/%m/%Y'" in run.steps.get(kind="code").content
+    assert run.answer.startswith(
+        "Total amount per quarter of sold_on: " + ", ".join(f"{k}: {fmt(v)}" for k, v in quarters.items())
+    )

@@ -7,13 +7,13 @@ from analysis.agent.offline.understand import Filter, Request
 # Written into the code when a question needs dates: text columns in any common format become datetimes,
 # and a column that does not hold dates stops the run with a message the analyst reports as is.
 AS_DATES = """
-def as_dates(values, name):
+def as_dates(values, name, known=None):
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
     text = values.astype('string').str.strip()
     present = int(text.notna().sum())
     best = None
-    for fmt in ('ISO8601', '%m/%d/%Y', '%d/%m/%Y', '%d.%m.%Y', '%Y/%m/%d', '%d-%m-%Y', '%b %d, %Y', '%d %b %Y', 'mixed'):
+    for fmt in ((known,) if known else ()) + ('ISO8601', '%m/%d/%Y', '%d/%m/%Y', '%d.%m.%Y', '%Y/%m/%d', '%d-%m-%Y', '%b %d, %Y', '%d %b %Y', 'mixed'):
         parsed = pd.to_datetime(text, format=fmt, errors='coerce')
         if best is None or parsed.notna().sum() > best.notna().sum():
             best = parsed
@@ -63,7 +63,8 @@ def load(req: Request, *, dates: bool = False) -> str:
     code = f"import pandas as pd\nimport plotly.express as px\n\ndf = {req.dataset.reader()}\n"
     if (dates or needs_dates(req)) and req.date is not None:
         d = req.date.name
-        code += AS_DATES + f"\ndf[{d!r}] = as_dates(df[{d!r}], {d!r})\ndf = df[df[{d!r}].notna()]\n"
+        known = f", {req.date.date_format!r}" if req.date.date_format else ""
+        code += AS_DATES + f"\ndf[{d!r}] = as_dates(df[{d!r}], {d!r}{known})\ndf = df[df[{d!r}].notna()]\n"
     code += "".join(_filter_code(req, f) for f in req.filters)
     if req.filters:
         labels = " and ".join(f.label for f in req.filters)

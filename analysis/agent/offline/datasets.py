@@ -27,6 +27,7 @@ class Column:
     dtype: str
     samples: list[str] = field(default_factory=list)
     kind: str = ""  # the profile's kind: "numeric", "datetime" (also dates stored as text), "text", …
+    date_format: str = ""  # the profile's strftime format of dates stored as text ("%d/%m/%Y"), tried first
 
     @property
     def numeric(self) -> bool:
@@ -70,6 +71,7 @@ class DatasetInfo:
                 str(c.get("dtype") or "object"),
                 [str(v) for v in c.get("samples") or []],
                 str(c.get("kind") or ""),
+                str(c.get("date_format") or ""),
             )
             for c in info.get("columns") or []
         ]

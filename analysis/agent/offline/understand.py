@@ -46,6 +46,8 @@ class Request:
     filters: list[Filter] = field(default_factory=list)
     chart: str | None = None
     rank: str | None = None
+    sort: bool = False  # "sort"/"rank": every group in order, not the top 5
+    head: bool = False  # "the first 3 rows": rows as they come
     n: int | None = None
     which: bool = False
     keywords: set[str] = field(default_factory=set)
@@ -167,10 +169,13 @@ def _vocab_words(scan: _Scan, req: Request) -> None:
             if role == "month" and not (i + 1 < len(scan.words) and scan.words[i + 1].isdigit()):
                 continue  # "may" alone is a verb; month names count only before a year
             scan.take(i, i + len(phrase))
-            _apply(req, role, value, first=(i == 0))
+            _apply(req, role, value, first=(i == 0), phrase=phrase)
 
 
-def _apply(req: Request, role: str, value: str, *, first: bool) -> None:
+_SORT_WORDS = [["sort"], ["sorted"], ["rank"], ["ranking"], ["ranked"]]
+
+
+def _apply(req: Request, role: str, value: str, *, first: bool, phrase: list[str]) -> None:
     if role == "follow":
         req.follow_up = req.follow_up or first
         return
@@ -182,6 +187,8 @@ def _apply(req: Request, role: str, value: str, *, first: bool) -> None:
         req.agg = value if value == "nunique" else (req.agg or value)  # "number of distinct …" counts values
     elif role == "rank":
         req.rank = req.rank or value
+        req.sort = req.sort or phrase in _SORT_WORDS
+        req.head = req.head or phrase == ["first"]
     elif role == "grain":
         req.grain = value if req.grain in (None, "auto", "day") and value != "auto" else (req.grain or value)
     elif role == "chart":

@@ -78,7 +78,8 @@ def group_answer(req: Request, r: dict) -> str:
 
 
 def rank_n(req: Request) -> int:
-    return req.n or (1 if req.which else 5)
+    """N as asked; else 1 after "which", every group after "sort"/"rank", 5 otherwise."""
+    return req.n or (1 if req.which else 1000 if req.sort else 5)
 
 
 def topn_groups_plan(req: Request) -> Plan:

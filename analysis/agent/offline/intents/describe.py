@@ -17,7 +17,7 @@ def overview_plan(req: Request) -> Plan:
     code = c.load(req) + (
         "print(f'{len(df)} rows × {df.shape[1]} columns')\nprint(df.dtypes.to_string())\n"
         "final_result = {'rows': int(df.shape[0]), 'columns': int(df.shape[1]), 'names': list(map(str, df.columns))}\n"
-        "df.head(10)"
+        f"df.head({req.n or 10})"
     )
     return Plan(f"Load {req.dataset.label} and look at its shape, columns and first rows.", code)
 

@@ -31,8 +31,8 @@ INTENTS: list[Intent] = [
     Intent(
         "overview",
         "a dataset overview (shape, columns, first rows)",
-        frozenset({"kw:overview", "kw:describe", "chart:table", "rows"}),
-        lambda r: "overview" in r.keywords,
+        frozenset({"kw:overview", "kw:describe", "chart:table", "rows", "n", "rank"}),
+        lambda r: "overview" in r.keywords or (r.head and r.rows and not r.measures and not r.groups),
         d.overview_plan,
         d.overview_answer,
     ),
