@@ -24,7 +24,7 @@
       if (line <= lines.length) {
         blocks[i].textContent = "";
         lines.forEach(function (text, index) {
-          var node = document.createTextNode(text + (index < lines.length - 1 ? "\n" : ""));
+          var node = document.createTextNode(text);
           if (index === line - 1) {
             var mark = document.createElement("mark");
             mark.className = "claim-line";
@@ -32,6 +32,7 @@
             node = mark;
           }
           blocks[i].appendChild(node);
+          if (index < lines.length - 1) blocks[i].appendChild(document.createTextNode("\n"));
         });
         return blocks[i].querySelector("mark.claim-line") || blocks[i];
       }
@@ -50,7 +51,7 @@
   }
 
   function showCell(step, row, column) {
-    var table = step.querySelector(".artifact-table");
+    var table = step.querySelector("div.artifact-table[data-detail-url]");
     if (!table) return flash(step);
     var cell = table.dataset.sort ? null : tableCell(table, row, column);
     if (cell) return flash(cell);
@@ -58,7 +59,7 @@
     var page = Math.floor(row / parseInt(table.dataset.pageSize, 10)) + 1;
     htmx.ajax("GET", table.dataset.detailUrl + "?page=" + page, { target: "#" + table.id, swap: "outerHTML" })
       .then(function () {
-        var fresh = step.querySelector(".artifact-table");
+        var fresh = step.querySelector("div.artifact-table[data-detail-url]");
         flash((fresh && tableCell(fresh, row, column)) || step);
       });
   }

@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +87,14 @@ def _warm_up(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("browser-app")
-    env = _app_env(data_dir)
+    with live_app_started(tmp_path_factory.mktemp("browser-app")) as app:
+        yield app
+
+
+@contextmanager
+def live_app_started(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[LiveApp]:
+    """The app served from a fresh DATA_DIR; `extra_env` configures it (e.g. a loopback LLM endpoint)."""
+    env = {**_app_env(data_dir), **(extra_env or {})}
     seeded = _app_setup(env)
     port = free_port()
     logs = {name: (data_dir / f"{name}.log").open("w") for name in ("daphne", "worker")}
