@@ -5,13 +5,15 @@ tmpfs mounted over the session directory, so a kernel cannot write more than `Li
 The host keeps plain directory semantics: on mount the directory's contents are copied in (the
 originals stay underneath until close, so a host crash loses nothing that was on disk), the worker
 copies datasets in and reads artifacts out through the same path while it is mounted, and on the
-last release the contents are written back to the directory on disk and the tmpfs is unmounted.
-One mount per workspace per host process (reference counted); a mount left by a crashed process is
-adopted. Nothing here imports Django or the analysis libraries.
+last release (or at interpreter exit) the contents are written back to the directory on disk and
+the tmpfs is unmounted. One mount per workspace per host process (reference counted); a mount left
+by a killed process is recovered: its files are written back to disk before a fresh mount is made. Nothing here imports Django or the analysis libraries.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import errno
 import os
@@ -37,7 +39,7 @@ class _Mount:
     workspace: str
     disk_mb: int
     under_fd: int  # the directory on disk, reachable through this fd while the tmpfs covers it
-    owned: bool  # False when adopted from an earlier process: never unmounted by us
+    adopted: bool  # left mounted by an earlier process (killed before it could write the files back)
     users: int = 0
 
 
@@ -101,7 +103,7 @@ def _empty(dir_fd: int) -> None:
             os.unlink(entry.name, dir_fd=dir_fd)
 
 
-def _is_tmpfs_mount(path: str) -> bool:
+def _is_quota_mount(path: str) -> bool:
     try:
         with open("/proc/self/mountinfo") as f:
             lines = f.read().splitlines()
@@ -111,7 +113,7 @@ def _is_tmpfs_mount(path: str) -> bool:
         fields = line.split(" - ")
         mount_point = fields[0].split()[4].replace("\\040", " ")
         if mount_point == path:
-            return len(fields) > 1 and fields[1].split()[0] == "tmpfs"
+            return len(fields) > 1 and fields[1].split()[:2] == ["tmpfs", "sandbox-workspace"]
     return False
 
 
@@ -139,7 +141,9 @@ def acquire(workspace: str, disk_mb: int) -> dict:
                 return {"name": name, "active": False, "detail": f"workspace quota failed: {exc}"}
             _mounts[workspace] = current
         current.users += 1
-    how = "adopted from an earlier process" if not current.owned else "copied back to disk when the sandbox closes"
+    how = "copied back to disk when the sandbox closes"
+    if current.adopted:
+        how += " (a mount left by a killed process was adopted: its files were written back first)"
     detail = (
         f"workspace is a {current.disk_mb} MiB tmpfs (at most {current.disk_mb * FILES_PER_MB} files and directories, "
         "nosuid, nodev, "
@@ -148,13 +152,32 @@ def acquire(workspace: str, disk_mb: int) -> dict:
     return {"name": name, "active": True, "detail": detail}
 
 
+def _recover(workspace: str) -> None:
+    """Write back the files of a quota mount whose process was killed, and take the mount away: the
+    detached tmpfs stays readable through an fd opened before, the directory on disk shows again."""
+    if not _is_quota_mount(workspace):
+        raise QuotaError(errno.EBUSY, f"{workspace} is already a mount point, and not a workspace quota")
+    top = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if _libc.umount2(os.fsencode(workspace), _MNT_DETACH) != 0:
+            e = ctypes.get_errno()
+            raise QuotaError(e, f"umount {workspace}: {os.strerror(e)}")
+        under = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            _empty(under)
+            _copy_tree(top, under)
+        finally:
+            os.close(under)
+    finally:
+        os.close(top)
+
+
 def _mount(workspace: str, disk_mb: int) -> _Mount:
+    adopted = os.path.ismount(workspace)
+    if adopted:
+        _recover(workspace)
     under_fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        if os.path.ismount(workspace):
-            if not _is_tmpfs_mount(workspace):
-                raise QuotaError(errno.EBUSY, f"{workspace} is already a mount point of another kind")
-            return _Mount(workspace, disk_mb, under_fd, owned=False)
         held = _tree_bytes(under_fd)
         if held > disk_mb * 1024 * 1024:
             raise QuotaError(
@@ -175,7 +198,7 @@ def _mount(workspace: str, disk_mb: int) -> _Mount:
     except BaseException:
         os.close(under_fd)
         raise
-    return _Mount(workspace, disk_mb, under_fd, owned=True)
+    return _Mount(workspace, disk_mb, under_fd, adopted=adopted)
 
 
 def release(workspace: str) -> None:
@@ -188,18 +211,34 @@ def release(workspace: str) -> None:
         if current.users > 0:
             return
         del _mounts[workspace]
+    _write_back(current)
+
+
+def _write_back(current: _Mount) -> None:
+    workspace = current.workspace
     try:
-        if current.owned:
-            top = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                _empty(current.under_fd)
-                _copy_tree(top, current.under_fd)
-            finally:
-                os.close(top)
-            if _libc.umount2(os.fsencode(workspace), 0) != 0:
-                _libc.umount2(os.fsencode(workspace), _MNT_DETACH)  # a host thread still has a file open there
+        top = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            _empty(current.under_fd)
+            _copy_tree(top, current.under_fd)
+        finally:
+            os.close(top)
+        if _libc.umount2(os.fsencode(workspace), 0) != 0:
+            _libc.umount2(os.fsencode(workspace), _MNT_DETACH)  # a host thread still has a file open there
     finally:
         os.close(current.under_fd)
+
+
+@atexit.register
+def _release_all() -> None:
+    """A process ending with sandboxes still open (a worker's cache, a test) leaves no mount behind."""
+    with _lock:
+        pending = list(_mounts.values())
+        _mounts.clear()
+    for current in pending:
+        with contextlib.suppress(OSError):  # e.g. the directory was deleted meanwhile: unmounted below all the same
+            _write_back(current)
+        _libc.umount2(os.fsencode(current.workspace), _MNT_DETACH)
 
 
 def usage(workspace: str) -> tuple[int, int]:
