@@ -6,6 +6,7 @@ import asyncio
 import json
 
 from asgiref.sync import sync_to_async
+from django.db import InterfaceError, OperationalError, connection
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -22,6 +23,7 @@ from codingagent.lib.http import api_validation_errors, get_object_or_403, pagin
 from projects.selectors import project_editable_qs_for, project_qs_for
 
 SSE_POLL_SECONDS = 0.1
+SSE_OUTAGE_RETRY_SECONDS = 1.0
 
 
 class SessionOutputSerializer(serializers.Serializer):
@@ -228,30 +230,46 @@ def sse_format(*, event: str, data: dict, event_id: int | None = None) -> str:
 
 
 async def run_event_stream(*, run_id: int, after_ordinal: int, poll: float = SSE_POLL_SECONDS):
-    """Replay the run's steps after ``after_ordinal``, follow new ones, then ``done`` once the run ended."""
+    """Replay the run's steps after ``after_ordinal``, follow new ones, then ``done`` once the run ended.
+
+    While the database is unreachable the stream stays open (a comment line now and then) and resumes where it
+    was once the database is back, so a follower rides out a restart without reconnecting.
+    """
     cursor = after_ordinal
     yield ": stream of run events\n\n"
     while True:
-        run_status, steps = await sync_to_async(_run_status_and_steps)(run_id, cursor)
+        try:
+            steps, done = await sync_to_async(_stream_tick)(run_id, cursor)
+        except (OperationalError, InterfaceError):
+            await sync_to_async(connection.close)()  # the broken connection of the thread that runs the reads
+            yield ": the database is unavailable; waiting for it\n\n"
+            await asyncio.sleep(SSE_OUTAGE_RETRY_SECONDS)
+            continue
         for step in steps:
             yield sse_format(event="step", data=step_event_payload(step), event_id=step.ordinal)
             cursor = step.ordinal
-        if run_status not in Run.ACTIVE_STATUSES:
-            _status, steps = await sync_to_async(_run_status_and_steps)(run_id, cursor)
-            for step in steps:  # steps saved between the two reads
-                yield sse_format(event="step", data=step_event_payload(step), event_id=step.ordinal)
-            run = await sync_to_async(Run.objects.prefetch_related("steps").get)(pk=run_id)
-            claims = selectors.run_claims(run=run)
-            done = {
-                "status": run.status,
-                "answer": run.answer,
-                "error": run.error,
-                "claims": claims,
-                "claims_unverified": sum(1 for claim in claims if not claim.get("verified")),
-            }
+        if done is not None:
             yield sse_format(event="done", data=done)
             return
         await asyncio.sleep(poll)
+
+
+def _stream_tick(run_id: int, cursor: int) -> tuple[list[Step], dict | None]:
+    """The steps after ``cursor`` and, once the run ended, its ``done`` payload (None while it is active)."""
+    run_status, steps = _run_status_and_steps(run_id, cursor)
+    if run_status in Run.ACTIVE_STATUSES:
+        return steps, None
+    _status, late = _run_status_and_steps(run_id, steps[-1].ordinal if steps else cursor)  # saved meanwhile
+    run = Run.objects.prefetch_related("steps").get(pk=run_id)
+    claims = selectors.run_claims(run=run)
+    done = {
+        "status": run.status,
+        "answer": run.answer,
+        "error": run.error,
+        "claims": claims,
+        "claims_unverified": sum(1 for claim in claims if not claim.get("verified")),
+    }
+    return steps + late, done
 
 
 def _run_status_and_steps(run_id: int, after: int) -> tuple[str, list[Step]]:
