@@ -284,6 +284,11 @@ SANDBOX_ALLOW_NO_POLICY = env_bool("SANDBOX_ALLOW_NO_POLICY", False)
 # Artifacts one run may store, and the total MB of workspace files it may copy into storage.
 SANDBOX_MAX_ARTIFACTS = env_int("SANDBOX_MAX_ARTIFACTS", 50)
 SANDBOX_MAX_FILE_ARTIFACTS_MB = env_int("SANDBOX_MAX_FILE_ARTIFACTS_MB", 256)
+# Static chart images are drawn in helper processes: CPU seconds and MB of memory per chart (beyond them the
+# chart gets a placeholder saying why), and how many helpers draw at once per process.
+CHART_DRAW_CPU_SECONDS = env_int("CHART_DRAW_CPU_SECONDS", 10)
+CHART_DRAW_MEMORY_MB = env_int("CHART_DRAW_MEMORY_MB", 1024)
+CHART_DRAW_PROCESSES = env_int("CHART_DRAW_PROCESSES", 2)
 # Production refuses to run code when process/OS isolation is missing, unless the operator opts out.
 SANDBOX_REQUIRE_ISOLATION = not DEBUG and not SANDBOX_ALLOW_WEAK
 WORKSPACES_DIR = DATA_DIR / "workspaces"

@@ -94,6 +94,10 @@ def artifact_view_build(*, artifact: Artifact, page: Any = 1, sort: str = "") ->
         "table": None,
         "error": "",
         "image_url": "",
+        # Thumbnails and exports show a placeholder instead of this chart's static image; say why here too.
+        "rendition_note": str((artifact.meta or {}).get("rendition_error") or "")
+        if isinstance(artifact.meta, dict)
+        else "",
     }
     try:
         if artifact.kind == Artifact.Kind.PLOTLY:

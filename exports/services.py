@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import plotly
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
@@ -17,8 +20,9 @@ from django.utils.text import slugify
 from accounts.models import AuditEvent
 from accounts.services import audit_record
 from analysis.models import AnalysisSession, Artifact
-from exports.artifacts import artifact_figure_read, artifact_title
-from exports.charts import figure_image
+from analysis.services import db_retry
+from exports.artifacts import artifact_title
+from exports.drawing import ChartDrawer, DrawFailed, placeholder_png, placeholder_svg, placeholder_text
 from exports.tables import table_data_read
 from projects.models import Project
 
@@ -82,8 +86,7 @@ def _plotly_image(fmt: str):
     def build(artifact: Artifact) -> tuple[str, str, bytes]:
         if fmt == "png":
             return artifact_filename(artifact=artifact, ext="png"), "image/png", artifact_png_bytes(artifact=artifact)
-        body = figure_image(artifact_figure_read(artifact=artifact), fmt=fmt)
-        return artifact_filename(artifact=artifact, ext=fmt), "image/svg+xml", body
+        return artifact_filename(artifact=artifact, ext=fmt), "image/svg+xml", _rendition(artifact=artifact, fmt=fmt)
 
     return build
 
@@ -149,37 +152,70 @@ _DOWNLOADS: dict[str, dict[str, Any]] = {
 }
 
 
-def rendition_name(*, artifact: Artifact) -> str:
-    return f"projects/{artifact.project_id}/artifacts/renditions/artifact-{artifact.pk}.png"
+def rendition_name(*, artifact: Artifact, fmt: str = "png") -> str:
+    return f"projects/{artifact.project_id}/artifacts/renditions/artifact-{artifact.pk}.{fmt}"
+
+
+_drawer: ChartDrawer | None = None
+_drawer_lock = threading.Lock()
+
+
+def chart_drawer() -> ChartDrawer:
+    """The process's out-of-process chart drawer (helpers start on first use)."""
+    global _drawer
+    with _drawer_lock:
+        if _drawer is None:
+            _drawer = ChartDrawer(
+                cpu_seconds=settings.CHART_DRAW_CPU_SECONDS,
+                memory_mb=settings.CHART_DRAW_MEMORY_MB,
+                processes=settings.CHART_DRAW_PROCESSES,
+            )
+            atexit.register(_drawer.close)
+        return _drawer
 
 
 def artifact_png_bytes(*, artifact: Artifact) -> bytes:
-    """PNG of a chart or image. Plotly charts are drawn once through matplotlib and the PNG is kept in storage
-    (recorded in ``meta["rendition_png"]``) so thumbnails and later exports reuse it."""
+    """PNG of a chart or image. Plotly charts are drawn once, out of process (``exports.drawing``), and the PNG is
+    kept in storage (``meta["rendition_png"]``) so thumbnails and later exports reuse it; a chart that cannot be
+    drawn within the limits gets a placeholder saying why (also kept, with ``meta["rendition_error"]``)."""
     if artifact.kind == Artifact.Kind.IMAGE:
         return _raw(artifact)
     if artifact.kind != Artifact.Kind.PLOTLY:
         raise UnknownFormat(f"A {artifact.kind} artifact has no image.")
-    storage = artifact.file.storage
-    name = (artifact.meta or {}).get("rendition_png")
+    return _rendition(artifact=artifact, fmt="png")
+
+
+def _rendition(*, artifact: Artifact, fmt: str) -> bytes:
+    name = (artifact.meta or {}).get(f"rendition_{fmt}")
     if name:
         try:
-            with storage.open(name, "rb") as fh:
+            with artifact.file.storage.open(name, "rb") as fh:
                 return fh.read()
         except OSError:
             pass  # rendition lost (e.g. storage cleaned): draw it again
-    return artifact_rendition_create(artifact=artifact)
+    return _rendition_draw(artifact=artifact, fmt=fmt)
+
+
+def _rendition_draw(*, artifact: Artifact, fmt: str) -> bytes:
+    error = ""
+    try:
+        body = chart_drawer().draw(_raw(artifact), fmt=fmt)
+    except DrawFailed as exc:
+        error = placeholder_text(str(exc))
+        body = placeholder_png(error) if fmt == "png" else placeholder_svg(error)
+    name = artifact.file.storage.save(rendition_name(artifact=artifact, fmt=fmt), ContentFile(body))
+    meta = {**(artifact.meta or {}), f"rendition_{fmt}": name}
+    if error:
+        meta["rendition_error"] = error
+    artifact.meta = meta
+    db_retry(lambda: Artifact.objects.filter(pk=artifact.pk).update(meta=meta))
+    return body
 
 
 def artifact_rendition_create(*, artifact: Artifact) -> bytes:
-    """Draw the static PNG of a plotly artifact and remember where it is stored. The run worker may call this
-    right after storing a chart so the first page view and export find it ready."""
-    body = figure_image(artifact_figure_read(artifact=artifact), fmt="png")
-    storage = artifact.file.storage
-    name = storage.save(rendition_name(artifact=artifact), ContentFile(body))
-    artifact.meta = {**(artifact.meta or {}), "rendition_png": name}
-    Artifact.objects.filter(pk=artifact.pk).update(meta=artifact.meta)
-    return body
+    """Draw the static PNG of a plotly artifact (out of process, within the limits) and remember where it is
+    stored. The run worker has it drawn after each run so the first page view and export find it ready."""
+    return _rendition_draw(artifact=artifact, fmt="png")
 
 
 def artifact_pin_set(*, artifact: Artifact, pinned: bool) -> Artifact:

@@ -77,6 +77,9 @@ def _values_outside_strings(data: bytes) -> int:
     return len(b"".join(plain.split(b'"')[::2]).translate(None, _NOT_STRUCTURE))
 
 
+recv_exact = _recv_exact  # for other length-prefixed channels (exports.drawing)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 

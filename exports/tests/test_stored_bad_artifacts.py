@@ -18,6 +18,10 @@ pytestmark = pytest.mark.django_db
 BAD = {
     "figure_data_is_a_number": ("plotly", json.dumps({"data": 5, "layout": []}).encode()),
     "figure_trace_is_text": ("plotly", json.dumps({"data": ["x"], "layout": {"title": 5}}).encode()),
+    "figure_nbins_is_a_list": (
+        "plotly",
+        json.dumps({"data": [{"type": "histogram", "x": [1], "nbinsx": [1]}]}).encode(),
+    ),
     "figure_not_json": ("plotly", b"{not json"),
     "figure_deep": ("plotly", b'{"data": [' + b"[" * 5000 + b"]" * 5000 + b"]}"),
     "table_rows_a_number": ("table", json.dumps({"columns": ["a"], "rows": 5}).encode()),
