@@ -127,7 +127,6 @@ def worker_child(data_dir: str, session_pk: int, queue) -> None:
     django_setup(data_dir)
     from analysis.models import Artifact, Run
     from analysis.signals import run_finished
-
     from exports.receivers import renditions_wait
 
     runs = list(Run.objects.filter(session_id=session_pk).order_by("pk"))
@@ -137,7 +136,9 @@ def worker_child(data_dir: str, session_pk: int, queue) -> None:
     handed_off = time.perf_counter() - started
     renditions_wait()  # the worker draws in the background (helper processes); wait for the last chart
     seconds = time.perf_counter() - started
-    print(f"run worker: run_finished returned after {handed_off * 1000:.0f} ms for {len(runs)} runs (drawing in the background)")
+    print(
+        f"run worker: run_finished returned after {handed_off * 1000:.0f} ms for {len(runs)} runs (drawing in the background)"
+    )
     drawn = Artifact.objects.filter(session_id=session_pk, kind="plotly", meta__has_key="rendition_png").count()
     queue.put((seconds, drawn))
 
