@@ -305,3 +305,32 @@ def test_an_artifact_flood_stores_the_limit_and_says_what_was_left_out(session, 
     )
     assert "artifact not stored: This run reached its limit of 5" in seen["observation"]
     assert seen["observation"].count("artifact: file") == 1
+
+
+DEEP_MESSAGE = """
+import os, stat, struct
+def _ok(f):
+    try:
+        return stat.S_ISSOCK(os.fstat(f).st_mode)
+    except OSError:
+        return False
+fd = next(f for f in range(3, 512) if _ok(f))
+payload = b'[' * 5000 + b']' * 5000
+os.write(fd, struct.pack('!I', len(payload)) + payload)
+"""
+
+
+def test_a_5000_deep_kernel_message_is_a_readable_error_step_not_an_internal_error(session, alice, escaped_server):
+    seen = {}
+
+    def answer(messages):
+        seen["observation"] = _tool_returns(messages)[-1]
+        return ModelResponse(parts=[TextPart("Done.")])
+
+    run = _run(session, alice, script(code_call(DEEP_MESSAGE), code_call("final_result = 2"), answer), escaped_server)
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    error = run.steps.get(kind=Step.Kind.ERROR)
+    assert "The kernel sent an invalid result (message nests deeper than 64 levels)" in error.content
+    assert run.steps.filter(kind=Step.Kind.OUTPUT, data__final_result=2).exists()
+    assert "kernel was restarted" in seen["observation"]
