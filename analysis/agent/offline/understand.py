@@ -235,6 +235,10 @@ def _normalise(req: Request) -> None:
     and in "where region is East" the column only names the filter."""
     filtered = {f.column.name for f in req.filters if f.kind == "equals" and f.column is not None}
     req.measures = [c for c in req.measures if c.numeric or c.name not in filtered]
+    # "revenue in East and West", "compare East with West": several values of one column compare them.
+    compared = [f.column for f in req.filters if f.kind == "equals" and f.column is not None and len(f.values) > 1]
+    if compared and not req.groups and not req.grain:
+        req.groups = compared[:1]
     numeric_groups = [c for c in req.groups if c.numeric]
     text_measures = [c for c in req.measures if not c.numeric and not c.is_date]
     if (req.rank or req.keywords & {"growth", "decline"}) and numeric_groups and not req.numeric:

@@ -137,7 +137,7 @@ INTENTS: list[Intent] = [
     Intent(
         "group_aggregate",
         "a total/mean/median/min/max/count of a measure per group (bar chart)",
-        frozenset({"group", "group2", "measure", "agg", "rows"} | _FILTERS | _CHARTS),
+        frozenset({"group", "group2", "measure", "agg", "rows", "kw:versus"} | _FILTERS | _CHARTS),
         lambda r: (
             len(r.groups) in (1, 2)
             and len(r.measures) <= 1

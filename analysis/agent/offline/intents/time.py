@@ -106,6 +106,8 @@ def growth_plan(req: Request) -> Plan:
         + (
             f"wide = {series(req, f'[period, df[{g!r}]]', agg)}.unstack({g!r}, fill_value=0).sort_index()\n"
             "first, last = wide.index[0], wide.index[-1]\n"
+            "if len(wide) < 2:\n"
+            "    raise ValueError(f'the data covers one {grain} only ({first}): there is no change to compare')\n"
             "start, end = wide.loc[first], wide.loc[last]\n"
             "change = ((end - start) / start.where(start != 0)).dropna()"
             f".sort_values(ascending={'decline' in req.keywords!r})\n"
