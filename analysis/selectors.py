@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
+from analysis.artifact_views import artifact_view_for
 from analysis.claims import ValuePool
 from analysis.models import AnalysisSession, Artifact, Run, Step
 from codingagent.lib.http import get_object_or_403
@@ -86,6 +87,17 @@ def run_list_for_session(*, session: AnalysisSession) -> QuerySet[Run]:
         .prefetch_related(Prefetch("steps", queryset=Step.objects.prefetch_related("artifacts").order_by("ordinal")))
         .order_by("created_at", "pk")
     )
+
+
+def run_list_for_session_page(*, session: AnalysisSession) -> list[Run]:
+    """The session page's runs: steps and artifacts prefetched, each artifact carrying its page view
+    (``artifact.view``, built from its row: the page opens no artifact file, however many it shows)."""
+    runs = list(run_list_for_session(session=session))
+    for run in runs:
+        for step in run.steps.all():
+            for artifact in step.artifacts.all():
+                artifact.view = artifact_view_for(artifact)
+    return runs
 
 
 def run_active_for_session(*, session_id: int) -> Run | None:

@@ -7,6 +7,7 @@ the session's only active run), workers claim it atomically with ``run_claim``, 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -26,6 +27,7 @@ from accounts.models import AuditEvent
 from accounts.services import audit_record
 from analysis import claims, locks, selectors
 from analysis.agent.models import model_choices
+from analysis.artifact_views import table_preview_meta
 from analysis.models import AnalysisSession, Artifact, Run, Step
 from analysis.sandbox import artifact_schema
 from analysis.streaming import push
@@ -360,6 +362,12 @@ def artifact_prepare(*, payload: object, workspace: str | None, budget: Artifact
 def artifact_store(*, run: Run, step: Step, prepared: PreparedArtifact) -> Artifact:
     """Save a prepared artifact and link it to the run's step."""
     checked = prepared.checked
+    meta = dict(checked.meta)
+    if checked.kind == Artifact.Kind.TABLE:
+        # The first page, so the session page shows the table without opening its file (see artifact_views).
+        preview = table_preview_meta(json.loads(prepared.body))
+        if preview is not None:
+            meta["preview"] = preview
     artifact = Artifact(
         project_id=run.session.project_id,
         session_id=run.session_id,
@@ -369,7 +377,7 @@ def artifact_store(*, run: Run, step: Step, prepared: PreparedArtifact) -> Artif
         title=checked.title,
         mime=checked.mime,
         size=len(prepared.body),
-        meta=checked.meta,
+        meta=meta,
     )
     artifact.file.save(f"run{run.pk}-step{step.ordinal}-{checked.filename}", ContentFile(prepared.body), save=False)
     artifact.save()

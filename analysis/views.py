@@ -24,7 +24,7 @@ def _form_errors(form) -> str:
 
 
 def session_page_context(*, user, session: AnalysisSession) -> dict:
-    runs = list(selectors.run_list_for_session(session=session))
+    runs = selectors.run_list_for_session_page(session=session)
     active = next((r for r in runs if r.is_active), None)
     last_step = Step.objects.filter(run__session=session).aggregate(m=Max("pk"))["m"] or 0
     key = model_key_resolve(session.model)

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from codingagent.lib.http import AuthedHtmxRequest, get_object_or_403
 from exports import services
-from exports.artifacts import artifact_table_page
+from exports.artifacts import artifact_table_page, artifact_view_build
 from exports.selectors import (
     artifact_editable_qs_for,
     artifact_list_for_project,
@@ -38,6 +38,7 @@ def artifact_detail(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
         # Pager and header clicks swap just the table block.
         table = artifact_table_page(artifact=artifact, page=page, sort=sort)
         return render(request, "exports/_table.html", {"artifact": artifact, "table": table})
+    artifact.view = artifact_view_build(artifact=artifact, page=page, sort=sort)  # the one file read of this page
     context = {
         "artifact": artifact,
         "page": page,

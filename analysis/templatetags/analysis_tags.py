@@ -7,9 +7,17 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from analysis import claims
+from analysis.artifact_views import ArtifactView, artifact_view_for
 from codingagent.lib.markdown import highlight_python, render_markdown
 
 register = template.Library()
+
+
+@register.simple_tag
+def artifact_view(artifact) -> ArtifactView:
+    """The view a selector or view precomputed (``artifact.view``), else one built from the row (no file read)."""
+    view = getattr(artifact, "view", None)
+    return view if isinstance(view, ArtifactView) else artifact_view_for(artifact)
 
 
 @register.filter(name="markdown")

@@ -1,4 +1,4 @@
-"""Template tags that hand artifact partials their precomputed view (they get ``artifact`` only)."""
+"""The thumbnail card tag (the artifact view tag is ``analysis_tags.artifact_view``)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,9 @@ from typing import Any
 from django import template
 
 from analysis.models import Artifact
-from exports.artifacts import artifact_thumb_build, artifact_view_build
+from exports.artifacts import artifact_thumb_build
 
 register = template.Library()
-
-
-@register.simple_tag
-def artifact_view(artifact: Artifact, page: Any = 1, sort: str = "") -> dict[str, Any]:
-    return artifact_view_build(artifact=artifact, page=page, sort=sort or "")
 
 
 @register.simple_tag

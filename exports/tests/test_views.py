@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from analysis.models import Artifact
 from analysis.tests.factories import AnalysisSessionFactory
+from exports.artifacts import artifact_view_build
 from exports.tests.conftest import HOSTILE, artifact_make, plotly_json, table_json
 from projects.models import ProjectMember
 from projects.tests.factories import ProjectMemberFactory
@@ -49,8 +50,14 @@ def viewer(project):
 # --- the partials (also pushed over the websocket: rendered from `artifact` alone) --------------------------
 
 
+def _full(artifact):
+    """The artifact carrying the detail page's view (figure embedded, table page read from its file)."""
+    artifact.view = artifact_view_build(artifact=artifact)
+    return artifact
+
+
 def test_plotly_partial_embeds_the_figure_as_inert_json_without_request_context(chart):
-    html = render_to_string("_partials/artifact.html", {"artifact": chart})
+    html = render_to_string("_partials/artifact.html", {"artifact": _full(chart)})
 
     assert f'id="artifact-{chart.pk}"' in html
     assert f'<script id="artifact-{chart.pk}-figure" type="application/json">' in html
@@ -59,8 +66,22 @@ def test_plotly_partial_embeds_the_figure_as_inert_json_without_request_context(
     assert reverse("exports:plotly-js") in html
 
 
-def test_table_partial_shows_the_first_page_escaped_with_numbers_right_aligned(table):
+def test_plotly_partial_from_the_row_alone_fetches_the_figure_instead_of_embedding_it(chart):
+    html = render_to_string("_partials/artifact.html", {"artifact": chart})
+
+    assert f'data-figure-src="/artifacts/{chart.pk}/download/?format=json&amp;inline=1"' in html
+    assert "<script" not in html
+
+
+def test_table_partial_from_the_row_alone_without_a_preview_loads_its_block_over_htmx(table):
     html = render_to_string("_partials/artifact.html", {"artifact": table})
+
+    assert f'hx-get="/artifacts/{table.pk}/" hx-trigger="load"' in html
+    assert f'id="artifact-{table.pk}-table"' in html
+
+
+def test_table_partial_shows_the_first_page_escaped_with_numbers_right_aligned(table):
+    html = render_to_string("_partials/artifact.html", {"artifact": _full(table)})
 
     assert HOSTILE not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -88,7 +109,7 @@ def test_thumb_partial_has_a_stable_id_and_escapes_the_title(chart):
 def test_a_missing_file_renders_a_message_instead_of_failing(table):
     table.file.storage.delete(table.file.name)
 
-    html = render_to_string("_partials/artifact.html", {"artifact": table})
+    html = render_to_string("_partials/artifact.html", {"artifact": _full(table)})
 
     assert "could not be read" in html
 
@@ -385,7 +406,7 @@ def test_plotly_js_refuses_post(client):
 
 
 def test_figure_json_in_the_page_round_trips(chart):
-    html = render_to_string("_partials/artifact.html", {"artifact": chart})
+    html = render_to_string("_partials/artifact.html", {"artifact": _full(chart)})
     start = html.index(f'<script id="artifact-{chart.pk}-figure" type="application/json">')
     payload = html[html.index(">", start) + 1 : html.index("</script>", start)]
 
