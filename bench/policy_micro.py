@@ -7,7 +7,7 @@ import os
 import tempfile
 import timeit
 
-from analysis.sandbox.policy import compile_restricted, restricted_exec
+from analysis.sandbox.policy import compile_cell, restricted_exec
 
 CASES = {
     "loop": "s = 0\nfor i in range(1_000_000):\n    s += i % 7\n",
@@ -34,7 +34,7 @@ def main():
     restricted_exec("x = 1", {})  # harden once, outside the timings
     for name, src in CASES.items():
         plain_code = compile(src, "<cell>", "exec")
-        compile_restricted(src, "<cell>", False)
+        compile_cell(src, "<cell>", False)
         plain = min(timeit.repeat(lambda: exec(plain_code, dict(base)), number=3, repeat=5))  # noqa: B023
         sandboxed = min(timeit.repeat(lambda: restricted_exec(src, dict(base)), number=3, repeat=5))  # noqa: B023
         print(

@@ -383,9 +383,8 @@ def harden_new_modules() -> None:
     _replace_aliases(_all_replaced, new)
 
 
-def harden_libraries(workspace: str) -> None:
-    """Idempotent and process-wide; a later call with another workspace re-targets the wrappers."""
-    _state["workspace"] = os.path.realpath(workspace)
+def preload() -> None:
+    """Import the modules harden_libraries wraps, without wrapping anything."""
     for root in EAGER_ROOTS:
         try:
             __import__(root)
@@ -393,6 +392,12 @@ def harden_libraries(workspace: str) -> None:
                 __import__(m)
         except ImportError:
             continue
+
+
+def harden_libraries(workspace: str) -> None:
+    """Idempotent and process-wide; a later call with another workspace re-targets the wrappers."""
+    _state["workspace"] = os.path.realpath(workspace)
+    preload()
     for root in _TARGETS:
         if root in sys.modules:
             _all_replaced.update(_harden_root(root))

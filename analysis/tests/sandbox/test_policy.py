@@ -1,13 +1,16 @@
 """The sandbox language policy: what analysis code may do, and every escape class it refuses.
 
-Run without Django: .venv/bin/python -m pytest analysis/tests/sandbox/test_policy.py -q -p no:django
+The policy is applied in this process (fast, precise errors), so every test runs in a child
+forked from pytest (see conftest.RUN_EACH_TEST_FORKED) and the patching dies with it.
 """
 
+import importlib
 import os
 import textwrap
 
 import pytest
 
+from analysis.sandbox import libraries
 from analysis.sandbox.policy import (
     FAST_ATTRS,
     NOTHING,
@@ -16,6 +19,15 @@ from analysis.sandbox.policy import (
     restricted_exec,
     restricted_run,
 )
+
+RUN_EACH_TEST_FORKED = True
+# Imported once here, so each forked test starts with the libraries loaded (unpatched).
+PRELOADED = [
+    importlib.import_module(m)
+    for m in ("numpy", "pandas", "matplotlib.pyplot", "plotly.graph_objects", "plotly.express", "scipy.stats")
+    + ("sklearn.linear_model", "statsmodels.formula.api", "patsy", "seaborn")
+]
+libraries.preload()
 
 
 @pytest.fixture
