@@ -191,10 +191,24 @@ DENIED_ATTRS = frozenset(
 SAFE_DUNDERS = frozenset({"__name__", "__qualname__", "__doc__"})
 
 _DANGEROUS_TYPES = {types.FrameType, types.TracebackType, types.CodeType}
+# Classes of the sandbox's own whose instances user code legitimately holds (set below).
+_HANDED_OUT: tuple = ()
 _DANGEROUS_TYPE_ROOTS = ("jinja2", "subprocess", "socket", "ctypes", "_ctypes", "multiprocessing")
 
 
-def refuse(message: str) -> None:
+# What the running cell tried and was refused, as short descriptions ("import of 'os'"); the
+# kernel takes them after each cell, caught refusals included (policy.take_refusals).
+REFUSALS: list = []
+MAX_REFUSALS = 50
+
+
+def record(what: str) -> None:
+    if len(REFUSALS) < MAX_REFUSALS and what not in REFUSALS:
+        REFUSALS.append(what)
+
+
+def refuse(message: str, what: str | None = None) -> None:
+    record(what or message)
     raise PolicyError(message)
 
 
@@ -221,7 +235,7 @@ def _module_origin_allowed(module_name) -> bool:
 
 
 _DANGEROUS_BUILTINS = {
-    id(getattr(builtins, n))
+    getattr(builtins, n)
     for n in [
         "exec",
         "eval",
@@ -251,20 +265,28 @@ def _check_callable(v, name: str):
     except Exception:
         return v
     if origin == "builtins":
-        if id(v) in _DANGEROUS_BUILTINS:
-            refuse(f"Access to '{name}' is not allowed: it is a builtin the sandbox replaces. Use the plain name.")
+        if v in _DANGEROUS_BUILTINS:
+            refuse(
+                f"Access to '{name}' is not allowed: it is a builtin the sandbox replaces. Use the plain name.",
+                f"builtin '{name}'",
+            )
         return v
     if not _module_origin_allowed(origin):
-        refuse(f"Access to '{name}' is not allowed: it comes from module '{origin}', which the sandbox blocks.")
+        refuse(
+            f"Access to '{name}' is not allowed: it comes from module '{origin}', which the sandbox blocks.",
+            f"'{name}' from module '{origin}'",
+        )
     denied = DENIED_CALLABLES.get(origin.split(".", 1)[0] if isinstance(origin, str) else "")
     if denied and getattr(v, "__name__", None) in denied:
-        refuse(f"Access to '{name}' is not allowed: loading or dumping pickles is blocked.")
+        refuse(f"Access to '{name}' is not allowed: loading or dumping pickles is blocked.", f"pickle loader '{name}'")
     return v
 
 
 def _check_module(m, name: str):
     if not module_allowed(m.__name__):
-        refuse(f"Access to module '{m.__name__}' (as '{name}') is not allowed in the sandbox.")
+        refuse(
+            f"Access to module '{m.__name__}' (as '{name}') is not allowed in the sandbox.", f"module '{m.__name__}'"
+        )
     return m
 
 
@@ -289,6 +311,8 @@ _kind: dict = {
 def _classify(t) -> int:
     if t in _DANGEROUS_TYPES:
         k = _BAD
+    elif t.__module__.split(".", 1)[0] == "analysis" and not issubclass(t, _HANDED_OUT):
+        k = _BAD  # instances of the sandbox's own machinery (the kernel, its writers, ...)
     elif issubclass(t, ModuleType):
         k = _MODULE
     elif issubclass(t, type):
@@ -319,17 +343,28 @@ def check_value(v, name: str):
             return _check_callable(v, name)
         return v
     if k == _BAD:
-        refuse(f"Access to '{name}' is not allowed: {t.__name__} objects are internals the sandbox hides.")
+        refuse(
+            f"Access to '{name}' is not allowed: {t.__name__} objects are internals the sandbox hides.",
+            f"'{name}' ({t.__name__} object)",
+        )
+    if k == _CLASS:
+        if v is type:
+            return safe_type
+        if v in CONSTRUCTOR_TYPES:
+            refuse(f"Access to '{name}' is not allowed: it builds interpreter objects.", f"class '{v.__name__}'")
     return _check_callable(v, name)
 
 
 def guarded_getattr(obj, name):
     """`obj.name` for names the compiler could not prove harmless."""
     if type(obj) is ModuleType:
-        if id(obj) in TRUSTED_MODULES:
+        if obj in TRUSTED_MODULES:
             return getattr(obj, name)
         if not module_allowed(obj.__name__):
-            refuse(f"Access to '{name}' of module '{obj.__name__}' is not allowed in the sandbox.")
+            refuse(
+                f"Access to '{name}' of module '{obj.__name__}' is not allowed in the sandbox.",
+                f"module '{obj.__name__}'",
+            )
     v = getattr(obj, name)
     k = _kind.get(type(v))  # inlined fast path of check_value: one dict lookup for data and methods
     if k == _OK:
@@ -339,23 +374,34 @@ def guarded_getattr(obj, name):
     return check_value(v, name)
 
 
-TRUSTED_MODULES: set = set()  # ids of the hand-made stdlib proxies (libraries.PROXIES)
+TRUSTED_MODULES: set = set()  # the hand-made stdlib proxies (libraries.PROXIES)
 
 
-def check_attr_name(name: str) -> None:
+def exact_str(value) -> str:
+    """A str subclass can override startswith/__eq__/__hash__ to pass a check and still name
+    `__class__` for getattr: every check works on an exact copy."""
+    return value if type(value) is str else str.__str__(value)
+
+
+def check_attr_name(name) -> str:
+    """The name as an exact str, or PolicyError."""
     if not isinstance(name, str):
         raise TypeError("attribute name must be a string")
+    name = exact_str(name)
     if name.startswith("_") and name not in SAFE_DUNDERS:
-        refuse(f"Access to '{name}' is not allowed: {PRIVATE_HINT}")
+        refuse(f"Access to '{name}' is not allowed: {PRIVATE_HINT}", f"attribute '{name}'")
     if name in DENIED_ATTRS:
-        refuse(f"Access to '{name}' is not allowed: it exposes interpreter or template internals.")
+        refuse(
+            f"Access to '{name}' is not allowed: it exposes interpreter or template internals.", f"attribute '{name}'"
+        )
+    return name
 
 
 _MISSING = object()
 
 
 def safe_getattr(obj, name, default=_MISSING):
-    check_attr_name(name)
+    name = check_attr_name(name)
     try:
         if name in SPECIAL_ATTRS:
             return special_getattr(obj, name)
@@ -379,13 +425,16 @@ def guarded_write(obj):
     """Target of `obj.x = ...` / `del obj.x`: never a module, a library class or a builtin."""
     t = type(obj)
     if t is ModuleType or isinstance(obj, ModuleType):
-        refuse("Setting attributes on modules is not allowed in the sandbox.")
+        refuse("Setting attributes on modules is not allowed in the sandbox.", "setting a module attribute")
     if isinstance(obj, type) and not _is_user_class(obj):
-        refuse(f"Setting attributes on library class '{obj.__name__}' is not allowed; subclass it instead.")
+        refuse(
+            f"Setting attributes on library class '{obj.__name__}' is not allowed; subclass it instead.",
+            f"patching class '{obj.__name__}'",
+        )
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)) and not _is_user_function(
         obj
     ):
-        refuse("Setting attributes on library functions is not allowed in the sandbox.")
+        refuse("Setting attributes on library functions is not allowed in the sandbox.", "patching a library function")
     return obj
 
 
@@ -405,12 +454,12 @@ def _is_user_function(f) -> bool:
 
 
 def safe_setattr(obj, name, value) -> None:
-    check_attr_name(name)
+    name = check_attr_name(name)
     setattr(guarded_write(obj), name, value)
 
 
 def safe_delattr(obj, name) -> None:
-    check_attr_name(name)
+    name = check_attr_name(name)
     delattr(guarded_write(obj), name)
 
 
@@ -418,40 +467,90 @@ def safe_delattr(obj, name) -> None:
 _formatter = string.Formatter()
 
 
-def check_format_string(fmt) -> None:
-    """Refuse `{0.__class__}`-style fields: str.format would read private attributes."""
-    if not isinstance(fmt, str) or "{" not in fmt:
-        return
+def _fields(fmt: str):
+    """(field name, parts after the first) of every replacement field, nested specs included."""
     try:
         parsed = list(_formatter.parse(fmt))
     except ValueError:
         return  # str.format raises the real error
     for _literal, field, spec, _conv in parsed:
-        if field:
+        if field is not None:
             try:
                 _first, rest = _string.formatter_field_name_split(field)
-                private = any(is_attr and str(key).startswith("_") for is_attr, key in rest)
+                yield field, list(rest)
             except ValueError:
-                private = False
-            if private:
-                refuse(f"Format field '{{{field}}}' is not allowed: {PRIVATE_HINT}")
-        if spec:
-            check_format_string(spec)
+                pass
+        if spec and "{" in spec:
+            yield from _fields(spec)
+
+
+def check_format_string(fmt) -> bool:
+    """Refuse `{0.__class__}`-style fields; True when some field traverses attributes or items."""
+    if not isinstance(fmt, str) or "{" not in fmt:
+        return False
+    traverses = False
+    for field, rest in _fields(exact_str(fmt)):
+        if any(is_attr and str(key).startswith("_") for is_attr, key in rest):
+            refuse(f"Format field '{{{field}}}' is not allowed: {PRIVATE_HINT}", f"format field '{{{field}}}'")
+        traverses = traverses or bool(rest)
+    return traverses
+
+
+def check_library_format(fmt) -> None:
+    """A format string handed to a library (Styler.format, StrMethodFormatter, heatmap fmt=...),
+    which calls the real str.format on it: no attribute or item traversal at all."""
+    if isinstance(fmt, str) and "{" in fmt:
+        for field, rest in _fields(exact_str(fmt)):
+            if rest:
+                refuse(
+                    f"Format field '{{{field}}}' is not allowed here: use plain fields like '{{:.2f}}'.",
+                    f"format field '{{{field}}}'",
+                )
+    elif isinstance(fmt, dict):
+        for value in fmt.values():
+            check_library_format(value)
+    elif isinstance(fmt, (list, tuple)):
+        for value in fmt:
+            check_library_format(value)
+
+
+class _GuardedFormatter(string.Formatter):
+    """str.format for fields that traverse: each `.name` goes through the attribute guard."""
+
+    def get_field(self, field_name, args, kwargs):
+        first, rest = _string.formatter_field_name_split(field_name)
+        obj = self.get_value(first, args, kwargs)
+        for is_attr, key in rest:
+            obj = safe_getattr(obj, key) if is_attr else obj[key]
+        return obj, first
+
+
+_guarded_formatter = _GuardedFormatter()
 
 
 class _SafeFormat:
     """Stands in for `s.format` / `str.format` / `s.format_map`."""
 
-    __slots__ = ("_bound", "_unbound")
+    __slots__ = ("_bound", "_unbound", "_mapping")
 
-    def __init__(self, bound, unbound: bool):
+    def __init__(self, bound, unbound: bool, mapping: bool = False):
         self._bound = bound
         self._unbound = unbound
+        self._mapping = mapping
 
     def __call__(self, *args, **kwargs):
-        fmt = args[0] if self._unbound and args else getattr(self._bound, "__self__", None)
-        check_format_string(fmt)
-        return self._bound(*args, **kwargs)
+        if self._unbound:
+            if not args:
+                return self._bound(*args, **kwargs)
+            fmt, args = args[0], args[1:]
+        else:
+            fmt = getattr(self._bound, "__self__", None)
+        if not check_format_string(fmt):
+            return self._bound(*args, **kwargs) if not self._unbound else self._bound(fmt, *args, **kwargs)
+        fmt = exact_str(fmt)
+        if self._mapping:
+            return _guarded_formatter.vformat(fmt, (), args[0] if args else {})
+        return _guarded_formatter.vformat(fmt, args, kwargs)
 
     def __repr__(self) -> str:
         return repr(self._bound)
@@ -461,7 +560,7 @@ class _SafeFormat:
 def _string_args_private(args) -> bool:
     for a in args:
         if isinstance(a, str):
-            if a.startswith("_"):
+            if exact_str(a).startswith("_"):
                 return True
         elif isinstance(a, dict):
             if _string_args_private(a.values()) or _string_args_private(a.keys()):
@@ -477,7 +576,7 @@ def _by_name_dispatch(method, name: str):
 
     def call(*args, **kwargs):
         if _string_args_private(args) or _string_args_private(kwargs.values()):
-            refuse(f"'{name}' with a private method name is not allowed: {PRIVATE_HINT}")
+            refuse(f"'{name}' with a private method name is not allowed: {PRIVATE_HINT}", f"'{name}' of a private name")
         return method(*args, **kwargs)
 
     return call
@@ -491,15 +590,16 @@ SPECIAL_ATTRS = frozenset({"format", "format_map", "dump"}) | BY_NAME_METHODS
 def special_getattr(obj, name):
     v = guarded_getattr(obj, name)
     if name == "format" or name == "format_map":
+        mapping = name == "format_map"
         if isinstance(obj, str):
-            return _SafeFormat(v, unbound=False)
+            return _SafeFormat(v, unbound=False, mapping=mapping)
         if isinstance(obj, type) and issubclass(obj, str):
-            return _SafeFormat(v, unbound=True)
+            return _SafeFormat(v, unbound=True, mapping=mapping)
         return v
     if name in _NDARRAY_WRITERS:
         np = sys.modules.get("numpy")
         if np is not None and (isinstance(obj, np.ndarray) or (isinstance(obj, type) and issubclass(obj, np.ndarray))):
-            refuse("ndarray.dump is not allowed: use np.save('name.npy', arr) in the workspace.")
+            refuse("ndarray.dump is not allowed: use np.save('name.npy', arr) in the workspace.", "ndarray.dump")
         return v
     if callable(v) and type(obj).__module__.split(".", 1)[0] == "pandas":
         return _by_name_dispatch(v, name)
@@ -509,17 +609,72 @@ def special_getattr(obj, name):
 # --------------------------------------------------------------- builtins
 def _refused_builtin(name: str, hint: str):
     def refused(*args, **kwargs):
-        refuse(f"'{name}' is not allowed in the sandbox: {hint}")
+        refuse(f"'{name}' is not allowed in the sandbox: {hint}", f"builtin '{name}'")
 
     refused.__name__ = name
     return refused
 
 
+# Classes that build interpreter objects from parts (functions from code, modules, frames...):
+# type() shows them only as a _TypeView, and attribute access refuses them.
+CONSTRUCTOR_TYPES = frozenset(
+    {
+        types.FunctionType,
+        types.LambdaType,
+        types.CodeType,
+        types.FrameType,
+        types.TracebackType,
+        types.ModuleType,
+        types.MethodType,
+        types.CellType,
+        types.BuiltinFunctionType,
+        types.GeneratorType,
+        types.CoroutineType,
+        types.AsyncGeneratorType,
+        types.MappingProxyType,
+        types.GetSetDescriptorType,
+        types.MemberDescriptorType,
+        types.WrapperDescriptorType,
+        types.MethodWrapperType,
+        types.MethodDescriptorType,
+        types.ClassMethodDescriptorType,
+    }
+)
+
+
+class _TypeView:
+    """What type(x) returns for a CONSTRUCTOR_TYPES class: its names and equality, not the class."""
+
+    def __init__(self, cls):
+        self._cls = cls
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+
+    def __eq__(self, other):
+        return other is self._cls or (isinstance(other, _TypeView) and other._cls is self._cls)
+
+    def __hash__(self):
+        return hash(self._cls)
+
+    def __repr__(self):
+        return repr(self._cls)
+
+    def __call__(self, *args, **kwargs):
+        refuse(
+            f"Creating '{self._cls.__name__}' objects is not allowed in the sandbox.", f"class '{self._cls.__name__}'"
+        )
+
+
 def safe_type(*args):
     if len(args) != 1:
-        refuse("type() with three arguments is not allowed: use a class statement.")
+        refuse("type() with three arguments is not allowed: use a class statement.", "type() with three arguments")
+    t = type(args[0])
+    if t is type:
+        return safe_type  # the real `type` would build classes and answer type(x) unguarded
+    if t in CONSTRUCTOR_TYPES:
+        return _TypeView(t)
     # type(x) must not hand out classes that reach outside, e.g. type(fh.buffer.raw) is FileIO
-    return check_value(type(args[0]), "type")
+    return check_value(t, "type")
 
 
 def safe_dir(*args):
@@ -588,6 +743,9 @@ _SAFE_BUILTIN_NAMES = [
     "Ellipsis",
     "__build_class__",
 ]
+
+
+_HANDED_OUT = (PolicyError, _SafeFormat, _TypeView)
 
 
 def build_safe_builtins(safe_import, safe_open) -> dict:

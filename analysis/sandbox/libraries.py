@@ -14,6 +14,7 @@ A wrapper replaces the original in *every* loaded module that holds it, so
 `harden_new_modules()`, which the sandbox's `__import__` calls.
 """
 
+import ast
 import builtins
 import functools
 import inspect
@@ -21,11 +22,24 @@ import io
 import operator
 import os
 import re
+import site
 import string
 import sys
+import sysconfig
 import types
 
-from analysis.sandbox.guards import TRUSTED_MODULES, PolicyError, check_attr_name, refuse, safe_getattr
+from analysis.sandbox.guards import (
+    TRUSTED_MODULES,
+    PolicyError,
+    check_attr_name,
+    check_library_format,
+    check_value,
+    exact_str,
+    guarded_getattr,
+    record,
+    refuse,
+    safe_getattr,
+)
 
 _state = {"workspace": None, "seen": set(), "done_roots": set()}
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://|^file:|::")
@@ -58,6 +72,21 @@ def workspace() -> str:
     return _state["workspace"]
 
 
+def _integer_like(value) -> bool:
+    """int, bool, IntEnum, np.int64, anything with __index__: what open() takes as a descriptor."""
+    if isinstance(value, int):
+        return True
+    try:
+        operator.index(value)
+    except Exception:
+        return False
+    return True
+
+
+def _refuse_descriptor() -> None:
+    refuse("Opening file descriptors is not allowed: open a file in the workspace by name.", "a file descriptor")
+
+
 def confine(path):
     """The resolved path if it lies inside the workspace; file objects pass through."""
     if isinstance(path, os.PathLike):
@@ -65,22 +94,36 @@ def confine(path):
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     if not isinstance(path, str):
-        if isinstance(path, int) and not isinstance(path, bool):
-            refuse("Opening file descriptors is not allowed: open a file in the workspace by name.")
+        if _integer_like(path):
+            _refuse_descriptor()
         return path
+    path = exact_str(path)
     if _URL.search(path):
-        refuse(f"URLs are not allowed in the sandbox ({path[:60]!r}): there is no network; use workspace files.")
+        refuse(
+            f"URLs are not allowed in the sandbox ({path[:60]!r}): there is no network; use workspace files.",
+            f"URL {path[:60]!r}",
+        )
     ws = _state["workspace"] or os.path.realpath(os.getcwd())
     full = os.path.realpath(os.path.join(ws, os.path.expanduser(path)))
-    if full != ws and not full.startswith(ws + os.sep):
-        refuse(f"Path {path!r} is outside the workspace: only files in the working directory can be used.")
+    if not _inside(full, ws):
+        refuse(
+            f"Path {path!r} is outside the workspace: only files in the working directory can be used.",
+            f"path {path[:80]!r}",
+        )
     return full
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def safe_open(file, mode="r", buffering=-1, encoding=None, errors=None, newline=None, closefd=True, opener=None):
     if opener is not None or not closefd:
-        refuse("open() with opener/closefd is not allowed in the sandbox.")
-    return builtins.open(confine(file), mode, buffering, encoding, errors, newline)
+        refuse("open() with opener/closefd is not allowed in the sandbox.", "open() with an opener")
+    path = confine(file)
+    if not isinstance(path, str):
+        refuse("open() takes the name of a file in the workspace.", "open() of a non-path")
+    return builtins.open(path, mode, buffering, encoding, errors, newline)
 
 
 # ------------------------------------------------------------------------ wrappers
@@ -134,7 +177,16 @@ def _refused(func, message: str):
 
 def _no_pickle(arguments):
     if arguments.get("allow_pickle"):
-        refuse("Loading pickles is not allowed in the sandbox: use np.save/np.load without allow_pickle.")
+        refuse("Loading pickles is not allowed in the sandbox: use np.save/np.load without allow_pickle.", "unpickling")
+
+
+FORMAT_PARAMS = ("formatter", "fmt", "format", "float_format", "formatters", "template")
+
+
+def _library_formats(arguments):
+    for name in FORMAT_PARAMS:
+        if name in arguments:
+            check_library_format(arguments[name])
 
 
 _PRIVATE_NAME = re.compile(r"(?<![\w])_|\._")
@@ -143,7 +195,7 @@ _PRIVATE_NAME = re.compile(r"(?<![\w])_|\._")
 def _public_expression(arguments):
     expr = arguments.get("expr")
     if isinstance(expr, str) and _PRIVATE_NAME.search(expr):
-        refuse("pandas eval/query expressions may not use names starting with '_'.")
+        refuse("pandas eval/query expressions may not use names starting with '_'.", "a private name in pandas eval")
 
 
 _EXEC_WRITERS = {"pillow", "html"}
@@ -153,7 +205,10 @@ def _animation_writer(arguments):
     writer = arguments.get("writer")
     name = writer if isinstance(writer, str) else type(writer).__name__.lower() if writer is not None else "pillow"
     if not any(w in name.lower() for w in _EXEC_WRITERS):
-        refuse("Animation writers that start programs (ffmpeg, imagemagick) are not allowed: use writer='pillow'.")
+        refuse(
+            "Animation writers that start programs (ffmpeg, imagemagick) are not allowed: use writer='pillow'.",
+            "an animation writer that starts programs",
+        )
 
 
 _RC_REFUSED = {"animation.ffmpeg_path", "animation.convert_path", "text.usetex", "ps.usedistiller", "pgf.texsystem"}
@@ -163,7 +218,9 @@ def _rc_setitem(original):
     @functools.wraps(original)
     def __setitem__(self, key, val):
         if key in _RC_REFUSED and val and val != sys.modules["matplotlib"].rcParamsDefault.get(key):
-            refuse(f"rcParams[{key!r}] starts external programs and is not allowed in the sandbox.")
+            refuse(
+                f"rcParams[{key!r}] starts external programs and is not allowed in the sandbox.", f"rcParams[{key!r}]"
+            )
         return original(self, key, val)
 
     return __setitem__
@@ -221,6 +278,20 @@ _TARGETS = {
         ("pandas.io.pytables", "HDFStore.__init__", _CONFINE, None),
         ("pandas.core.computation.eval", "eval", "check", _public_expression),
         ("pandas.core.frame", "DataFrame.query", "check", _public_expression),
+        *[
+            ("pandas.io.formats.style", f"Styler.{n}", "check", _library_formats)
+            for n in ("format", "format_index", "format_index_names")
+        ],
+        *[("pandas.core.generic", f"NDFrame.{n}", "confine+check", _library_formats) for n in ("to_csv", "to_latex")],
+        ("pandas.core.frame", "DataFrame.to_string", "confine+check", _library_formats),
+        ("pandas.core.frame", "DataFrame.to_html", "confine+check", _library_formats),
+    ],
+    "statsmodels": [
+        ("statsmodels.iolib.smpickle", "load_pickle", _REFUSE, "pickles can run code; refit the model instead."),
+    ],
+    "joblib": [
+        ("joblib", "load", _REFUSE, "pickles can run code."),
+        ("joblib.numpy_pickle", "load", _REFUSE, "pickles can run code."),
     ],
     "numpy": [
         ("numpy", "load", "confine+check", _no_pickle),
@@ -242,6 +313,14 @@ _TARGETS = {
         ("matplotlib", "rc_file", _CONFINE, None),
         ("matplotlib.animation", "Animation.save", "confine+check", _animation_writer),
         ("matplotlib.backends.backend_pdf", "PdfPages.__init__", _CONFINE, None),
+        ("matplotlib.ticker", "StrMethodFormatter.__init__", "check", _library_formats),
+        ("matplotlib.axes", "Axes.bar_label", "check", _library_formats),
+        ("matplotlib.contour", "ContourLabeler.clabel", "check", _library_formats),
+        ("matplotlib.figure", "FigureBase.colorbar", "check", _library_formats),
+        ("matplotlib", "rc_params_from_file", _CONFINE, None),
+    ],
+    "seaborn": [
+        ("seaborn.matrix", "heatmap", "check", _library_formats),
     ],
     "plotly": [
         *[("plotly.io", n, _CONFINE, None) for n in ("write_html", "write_image", "write_json", "read_json")],
@@ -270,7 +349,13 @@ _TARGETS = {
     ],
 }
 _MODULES_FOR_ROOT = {
-    "pandas": ("pandas", "pandas.io.excel._base", "pandas.io.pytables", "pandas.core.computation.eval"),
+    "pandas": (
+        "pandas",
+        "pandas.io.excel._base",
+        "pandas.io.pytables",
+        "pandas.core.computation.eval",
+        "pandas.io.formats.style",  # loaded lazily by DataFrame.style, after the last user import
+    ),
     "numpy": ("numpy", "numpy.lib.format", "numpy.lib._datasource"),
     "matplotlib": (
         "matplotlib",
@@ -284,6 +369,9 @@ _MODULES_FOR_ROOT = {
     "plotly": ("plotly.io", "plotly.offline"),
     "scipy": (),
     "sklearn": (),
+    "statsmodels": (),
+    "joblib": (),
+    "seaborn": (),
 }
 EAGER_ROOTS = ("numpy", "pandas", "matplotlib", "plotly")
 
@@ -335,6 +423,8 @@ def _harden_root(root: str) -> dict:
         if not getattr(rc.__setitem__, "__sandboxed__", False):
             rc.__setitem__ = _rc_setitem(rc.__setitem__)
             rc.__setitem__.__sandboxed__ = True
+    if root == "pandas":
+        _harden_pandas_eval()
     if root == "sklearn" and "sklearn.datasets" in sys.modules:
         ds = sys.modules["sklearn.datasets"]
         for name in [n for n in dir(ds) if n.startswith("fetch_")]:
@@ -408,15 +498,147 @@ def harden_libraries(workspace: str) -> None:
     )
 
 
+# ------------------------------------------------------------------------ pandas expressions
+def _harden_pandas_eval() -> None:
+    """pd.eval / DataFrame.eval / DataFrame.query (both engines parse with this visitor): names
+    resolved from `@locals`, local_dict, global_dict, resolvers and the caller's frame pass the
+    policy's value check, and `a.b` in an expression is the policy's guarded attribute access."""
+    expr = sys.modules.get("pandas.core.computation.expr")
+    scope = sys.modules.get("pandas.core.computation.scope")
+    if expr is None or scope is None or getattr(expr.BaseExprVisitor.visit_Attribute, "__sandboxed__", False):
+        return
+
+    def visit_Attribute(self, node, **kwargs):
+        attr = check_attr_name(node.attr)
+        if not isinstance(node.ctx, ast.Load):
+            raise ValueError(f"Invalid Attribute context {type(node.ctx).__name__}")
+        visited = self.visit(node.value)
+        resolved = visited.value if hasattr(visited, "value") else visited(self.env)
+        try:
+            value = guarded_getattr(resolved, attr)
+        except AttributeError:
+            if isinstance(node.value, ast.Name) and node.value.id == attr:
+                return resolved  # pandas' own fallback, e.g. datetime.datetime
+            raise
+        return self.term_type(self.env.add_tmp(value), self.env)
+
+    resolve = scope.Scope.resolve
+
+    def checked_resolve(self, key, is_local):
+        return check_value(resolve(self, key, is_local), key)
+
+    visit_Attribute.__sandboxed__ = checked_resolve.__sandboxed__ = True
+    expr.BaseExprVisitor.visit_Attribute = visit_Attribute
+    scope.Scope.resolve = checked_resolve
+
+
+# ------------------------------------------------------------------------ the audit hook
+# The backstop for every route the wrappers above do not name. While a cell runs, each `open`
+# event (builtins, io, os, C extensions) must stay inside the workspace to write, and inside
+# the workspace or the interpreter and library trees to read; unpickling anything that names
+# a global (`pickle.find_class`: the step every pickle exploit needs) is refused, whoever calls
+# pickle. Outside cells the hook does nothing (the fork server, the kernel's own I/O, tests).
+_cell = {"depth": 0, "hooked": False, "read_roots": (), "protected_fds": frozenset()}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_SYSTEM_READS = (
+    "/usr/lib",
+    "/usr/lib64",
+    "/lib",
+    "/lib64",
+    "/usr/share/zoneinfo",
+    "/usr/share/fonts",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/mime.types",
+    "/dev/urandom",
+    "/sys/fs/cgroup",  # CPU quota probes (joblib, threadpoolctl)
+    "/sys/devices/system/cpu",
+    "/proc/meminfo",
+    "/proc/cpuinfo",
+)
+
+
+def _read_roots() -> tuple:
+    paths = set(sysconfig.get_paths().values()) | {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    paths.update(site.getsitepackages())
+    paths.update(_SYSTEM_READS)
+    for var in ("MPLCONFIGDIR",):
+        if os.environ.get(var):
+            paths.add(os.environ[var])
+    mpl = sys.modules.get("matplotlib")
+    if mpl is not None:
+        paths.update((mpl.get_data_path(), mpl.get_cachedir(), mpl.get_configdir()))
+    return tuple(sorted({os.path.realpath(p) for p in paths if p}))
+
+
+def _open_descriptors() -> frozenset:
+    found = set()
+    for fd in range(1024):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        found.add(fd)
+    return frozenset(found)
+
+
+def _check_open(path, mode, flags) -> None:
+    if isinstance(path, (str, bytes)):
+        name = os.fsdecode(path)
+    elif type(path).__module__ == "pathlib":  # the libraries' own Path objects
+        name = os.fspath(path)
+    elif _integer_like(path):
+        if operator.index(path) in _cell["protected_fds"]:
+            _refuse_descriptor()  # the kernel's protocol socket and other descriptors it owns
+        return
+    else:
+        refuse("open() takes the name of a file in the workspace.", "open() of a non-path")
+    full = os.path.realpath(name)
+    writing = bool(mode and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE_FLAGS)
+    if _inside(full, _state["workspace"] or os.path.realpath(os.getcwd())) or full == os.devnull:
+        return
+    if not writing and any(_inside(full, root) for root in _cell["read_roots"]):
+        return
+    what = "writing" if writing else "reading"
+    record(f"{what} {name[:80]!r}")
+    raise PermissionError(13, f"{what.capitalize()} {name!r} is not allowed: only workspace files can be used", name)
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open":
+        if _cell["depth"]:
+            _check_open(*args)
+    elif event == "pickle.find_class" and _cell["depth"]:
+        refuse(
+            "Unpickling is not allowed in the sandbox: pickles can run code. Save data as CSV, parquet or .npy.",
+            f"unpickling '{args[0]}.{args[1]}'",
+        )
+
+
+def enter_cell() -> None:
+    """A cell starts running: the audit hook (installed once per process) applies until leave_cell."""
+    if not _cell["hooked"]:
+        _cell["read_roots"] = _read_roots()
+        _cell["protected_fds"] = _open_descriptors()
+        sys.addaudithook(_audit)
+        _cell["hooked"] = True
+    _cell["depth"] += 1
+
+
+def leave_cell() -> None:
+    _cell["depth"] -= 1
+
+
 # ------------------------------------------------------------------------ safe stdlib proxies
 def _proxy(name: str, attrs: dict) -> types.ModuleType:
     module = types.ModuleType(name, f"Sandbox view of the '{name}' module.")
     module.__dict__.update(attrs)
-    TRUSTED_MODULES.add(id(module))  # its attributes were chosen by hand; proxies are never freed
+    TRUSTED_MODULES.add(module)  # its attributes were chosen by hand; proxies are never freed
     return module
 
 
 def _attrgetter(*names):
+    names = [exact_str(n) if isinstance(n, str) else n for n in names]
     for n in names:
         for part in n.split("."):
             check_attr_name(part)
@@ -434,7 +656,7 @@ def _attrgetter(*names):
 
 
 def _methodcaller(name, /, *args, **kwargs):
-    check_attr_name(name)
+    name = check_attr_name(name)
     return lambda obj: safe_getattr(obj, name)(*args, **kwargs)
 
 
@@ -498,4 +720,13 @@ def _yaml_proxy():
 _attrgetter.__module__ = _methodcaller.__module__ = "operator"
 PROXIES = {"string": _string_proxy, "io": _io_proxy, "operator": _operator_proxy, "yaml": _yaml_proxy}
 
-__all__ = ["harden_libraries", "harden_new_modules", "confine", "safe_open", "PROXIES", "PolicyError"]
+__all__ = [
+    "harden_libraries",
+    "harden_new_modules",
+    "confine",
+    "safe_open",
+    "enter_cell",
+    "leave_cell",
+    "PROXIES",
+    "PolicyError",
+]

@@ -30,6 +30,7 @@ import builtins
 import functools
 import os
 import sys
+import types
 import weakref
 from functools import lru_cache
 
@@ -41,7 +42,15 @@ from analysis.sandbox import guards, libraries
 from analysis.sandbox.guards import PolicyError, module_allowed, refuse
 from analysis.sandbox.libraries import harden_libraries as _harden_library_io
 
-__all__ = ["restricted_exec", "restricted_run", "PolicyError", "NOTHING", "harden_libraries", "compile_cell"]
+__all__ = [
+    "restricted_exec",
+    "restricted_run",
+    "take_refusals",
+    "PolicyError",
+    "NOTHING",
+    "harden_libraries",
+    "compile_cell",
+]
 
 
 class _Nothing:
@@ -156,7 +165,7 @@ class SandboxPolicy(RestrictingNodeTransformer):
       (RestrictedPython refuses `df["x"] += 1`): with attributes guarded they reach nothing new;
     - no print collector, no `__metaclass__` injection: stdout is captured by the kernel, and
       classes are built by the real `__build_class__` (the `metaclass=` keyword stays refused);
-    - `match`, `nonlocal` and `from x import *` are allowed (the imported names are checked).
+    - `match`, `nonlocal`, annotated assignments and `from x import *` are allowed (names checked).
     Inherited unchanged: the node allowlist (a node type without a visitor is refused, so new
     syntax needs a review), the refusal of `except*`, async code, lazy imports and starred
     comprehension unpacking, and the simple-target rule of `:=`.
@@ -172,6 +181,7 @@ class SandboxPolicy(RestrictingNodeTransformer):
 
     # ---------------------------------------------------------------- errors
     def error(self, node, info: str):
+        guards.record(info if len(info) <= 80 else info[:77] + "...")
         lineno = getattr(node, "lineno", 1) or 1
         col = (getattr(node, "col_offset", 0) or 0) + 1
         text = self.lines[lineno - 1] if 0 < lineno <= len(self.lines) else ""
@@ -267,6 +277,9 @@ class SandboxPolicy(RestrictingNodeTransformer):
         return self.node_contents_visit(node)
 
     def visit_AugAssign(self, node):
+        return self.node_contents_visit(node)
+
+    def visit_AnnAssign(self, node):  # RestrictedPython 9.0 has no visitor for `x: int = 1`
         return self.node_contents_visit(node)
 
     def visit_Call(self, node):
@@ -439,12 +452,29 @@ def _policy_compile(source, filename="<string>", mode="eval", flags=0, dont_inhe
     return compile_restricted(tree, filename, mode, policy=_policy_for(text, filename, _FORMULAIC_NAMES))
 
 
+class _GuardedNames(dict):
+    """The names an evaluated string sees: its own, then the library's mappings, each value
+    through the policy's value check. The mappings may come from frames the library walked to
+    (patsy's eval_env, typing's module globals), so a module such as `os` found there is refused."""
+
+    def __init__(self, *maps):
+        super().__init__()
+        self.maps = [m for m in maps if m is not None]
+
+    def __missing__(self, key):
+        for mapping in self.maps:
+            try:
+                value = mapping[key]
+            except KeyError:
+                continue
+            return guards.check_value(value, key)
+        raise KeyError(key)
+
+
 def _policy_eval(code, globals=None, locals=None):
     if isinstance(code, str):
         code = _policy_compile(code, "<string>", "eval")
-    scope = dict(globals or {})
-    scope["__builtins__"] = SAFE_BUILTINS
-    return eval(code, scope, locals if locals is not None else scope)
+    return eval(code, {"__builtins__": SAFE_BUILTINS}, _GuardedNames(locals, globals))
 
 
 _EVALUATOR_MODULES = ("patsy.eval", "formulaic.utils.stateful_transforms")
@@ -460,7 +490,7 @@ def _typing_eval(code, globals=None, locals=None):
         return _policy_eval(code, globals, locals)
     if _is_user_namespace(globals) or _is_user_namespace(locals):
         # a library (functools.singledispatch) made the ForwardRef from a user annotation
-        ref = sys._getframe(1).f_locals.get("self")
+        ref = _real_getframe(1).f_locals.get("self")
         arg = getattr(ref, "__forward_arg__", None)
         if not isinstance(arg, str):
             refuse("Evaluating this annotation is not allowed in the sandbox.")
@@ -468,8 +498,8 @@ def _typing_eval(code, globals=None, locals=None):
     return eval(code, globals, locals)
 
 
-def _created_by_user() -> bool:
-    frame = sys._getframe(2)
+def _created_by_user(depth: int = 2) -> bool:
+    frame = _real_getframe(depth)
     typing_globals = sys.modules["typing"].__dict__
     while frame is not None and frame.f_globals is typing_globals:
         frame = frame.f_back
@@ -493,6 +523,19 @@ def _harden_typing() -> None:
     __init__.__sandboxed__ = True
     typing.ForwardRef.__init__ = __init__
     typing.eval = _typing_eval
+    get_type_hints = typing.get_type_hints
+
+    @functools.wraps(get_type_hints)
+    def checked_get_type_hints(*args, **kwargs):
+        hints = get_type_hints(*args, **kwargs)
+        if _created_by_user(1):
+            # string annotations resolve in module globals the user never sees (the boot module's
+            # `sys`): what comes back passes the same check as an attribute would
+            hints = {name: guards.check_value(value, name) for name, value in hints.items()}
+        return hints
+
+    checked_get_type_hints.__sandboxed__ = True
+    typing.get_type_hints = checked_get_type_hints
 
 
 def _harden_evaluators() -> None:
@@ -503,11 +546,39 @@ def _harden_evaluators() -> None:
             module.eval = _policy_eval
 
 
+# ------------------------------------------------------------------------ the cell's view of the stack
+# Libraries find names by walking the stack (pandas eval/query `@x` and `level=`, patsy's
+# eval_env, typing's callers): from inside a cell, the stack ends at the cell. `sys._getframe`
+# refuses to reach below the frame that started the cell, as if the stack were not deeper, so
+# the kernel's and the fork server's frames and globals (`os`, `sys`, sockets) are out of reach.
+_real_getframe = sys._getframe
+_floors: list = []  # the frame of each running restricted_exec/run, innermost last
+_EMPTY_MAIN = types.ModuleType("__main__", "The sandbox's view of __main__: nothing of the host's.")
+
+
+def _sandbox_getframe(depth=0, /):
+    frame = _real_getframe(depth + 1)
+    if _floors:
+        floor = _floors[-1]
+        f = frame
+        while f is not None and f is not floor:
+            f = f.f_back
+        if f is None or frame is floor:
+            raise ValueError("call stack is not deep enough")
+    return frame
+
+
+def _harden_frames() -> None:
+    if sys._getframe is not _sandbox_getframe:
+        sys._getframe = _sandbox_getframe
+
+
 def harden_libraries(workspace: str) -> None:
     """Idempotent, process-wide: library file I/O confined to `workspace`, evaluators policed."""
     _harden_library_io(workspace)
     _harden_typing()
     _harden_evaluators()
+    _harden_frames()
 
 
 def _prepare(namespace: dict) -> None:
@@ -516,16 +587,39 @@ def _prepare(namespace: dict) -> None:
     namespace["__builtins__"] = SAFE_BUILTINS
 
 
+def take_refusals() -> list[str]:
+    """What the last cell tried and was refused (caught or not), and forget it."""
+    refusals = list(guards.REFUSALS)
+    guards.REFUSALS.clear()
+    return refusals
+
+
+def _run(code, last, namespace: dict, floor):
+    """Run a compiled cell with the stack floor, __main__ view and audit hook of a cell."""
+    _prepare(namespace)
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = _EMPTY_MAIN
+    _floors.append(floor)
+    libraries.enter_cell()
+    try:
+        exec(code, namespace)
+        return NOTHING if last is None else eval(last, namespace)
+    finally:
+        libraries.leave_cell()
+        _floors.pop()
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
 def restricted_exec(source: str, namespace: dict, filename: str = "<cell>") -> None:
     """Compile `source` under the policy (PolicyError if refused) and run it in `namespace`."""
     code, _ = compile_cell(source, filename, False)
-    _prepare(namespace)
-    exec(code, namespace)
+    _run(code, None, namespace, _real_getframe(0))
 
 
 def restricted_run(source: str, namespace: dict, filename: str = "<cell>"):
-    """Like restricted_exec, but returns the value of a trailing expression (else NOTHING)."""
+    """Like restricted_exec, but returns the value of a trailing expression (else NOTHING).
+    Starts a new list of refusals (take_refusals)."""
+    guards.REFUSALS.clear()
     code, last = compile_cell(source, filename, True)
-    _prepare(namespace)
-    exec(code, namespace)
-    return NOTHING if last is None else eval(last, namespace)
+    return _run(code, last, namespace, _real_getframe(0))
