@@ -205,6 +205,8 @@ class Kernel:
             self._capture(None, result, value_known=False)  # figures and files made before the error
         finally:
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        take_refusals = getattr(self.policy, "take_refusals", None)
+        result["refusals"] = take_refusals() if take_refusals is not None else []
         if "final_result" not in self.namespace and previous_final is not _MISSING:
             self.namespace["final_result"] = previous_final
         elif "final_result" in self.namespace:

@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+MAX_REFUSALS = 50
+REFUSAL_CHARS = 200
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -37,6 +40,9 @@ class Result:
     state_lost_reason: str | None = None
     killed_reason: str | None = None  # timeout | cpu | memory | cancelled | crashed | protocol
     group_sizes: dict[str, Any] | None = None  # rows per group when final_result is a groupby result (provenance)
+    # What the code tried and the policy refused, caught or not ("import of 'os'", "attribute
+    # '__globals__'"): short human descriptions, at most MAX_REFUSALS.
+    refusals: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,6 +67,9 @@ class Result:
         killed = msg.get("killed_reason")
         display = msg.get("display")
         peak = msg.get("peak_memory") or 0
+        refusals = msg.get("refusals") or []
+        if not isinstance(refusals, list):
+            raise ValueError("the kernel's refusals are not a list")
         return cls(
             ok=msg.get("ok") is True and error is None,
             stdout=_text(msg.get("stdout", ""), limits.output_bytes + _NOTE_ROOM),
@@ -73,6 +82,7 @@ class Result:
             # A kernel reports only the ways it ends itself; anything else it claims is a crash.
             killed_reason=None if killed is None else (killed if killed in KERNEL_KILLED_REASONS else "crashed"),
             group_sizes=group_sizes_clean(msg.get("group_sizes")),
+            refusals=[_text(r, REFUSAL_CHARS) for r in refusals[:MAX_REFUSALS]],
         )
 
 
