@@ -260,6 +260,14 @@ def step_create(*, run: Run, kind: str, content: str = "", data: dict | None = N
     return step
 
 
+def step_refusals_record(*, step: Step, refusals: list[str]) -> Step:
+    """Record on a code step what the sandbox policy refused while it ran (``data["refusals"]``, a list of
+    short descriptions). No push of its own: the step saved next carries the warning to live pages."""
+    step.data = {**(step.data or {}), "refusals": list(refusals)}
+    db_retry(lambda: step.save(update_fields=["data"]))
+    return step
+
+
 def answer_step_create(*, run: Run, answer: str, values: claims.ValuePool | None = None) -> Step:
     """Save the run's answer with its claims: each number it states, linked to the step that computed it or flagged
     as found nowhere (analysis/claims.py). `values` are the numbers the run's steps computed, gathered while they

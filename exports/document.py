@@ -169,10 +169,19 @@ class CodeBlock:
     displays: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     artifact_ids: list[int] = field(default_factory=list)
+    # What the sandbox policy refused while this code ran (the code step's data["refusals"]): such code is
+    # never exported as runnable, since outside the sandbox nothing would stop it.
+    refusals: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return bool(self.errors)
+
+    @property
+    def refusal_warning(self) -> str:
+        if not self.refusals:
+            return ""
+        return f"This code tried to reach outside the sandbox ({'; '.join(self.refusals)}) and was stopped."
 
 
 @dataclass
@@ -193,7 +202,7 @@ def run_blocks(run_doc: dict[str, Any]) -> list[Block]:
     for step in run_doc["steps"]:
         kind, content, data = step["kind"], step["content"] or "", step["data"] or {}
         if kind == Step.Kind.CODE:
-            current = CodeBlock(code=content)
+            current = CodeBlock(code=content, refusals=[str(r) for r in data.get("refusals") or []])
             blocks.append(Block(type="code", code=current))
         elif kind in (Step.Kind.OUTPUT, Step.Kind.ERROR, Step.Kind.ARTIFACT) and current is None:
             current = CodeBlock(code="")  # output without code (should not happen): keep it visible

@@ -40,7 +40,14 @@ from django.utils.safestring import SafeString, mark_safe
 from analysis import claims
 from analysis.models import AnalysisSession, Artifact
 from codingagent.lib.markdown import highlight_python, pygments_css, render_markdown
-from exports.document import Block, ExportContext, export_context_build, run_blocks, sanitize_markdown_source
+from exports.document import (
+    Block,
+    CodeBlock,
+    ExportContext,
+    export_context_build,
+    run_blocks,
+    sanitize_markdown_source,
+)
 from exports.services import EXPORT_FORMATS, UnknownFormat, artifact_png_bytes
 from exports.tables import cell_format, column_decimals
 from projects.models import Project
@@ -189,6 +196,12 @@ def _md_artifact(doc: dict[str, Any], context: ExportContext, images: dict[str, 
     return f"_File: {name} ({doc['size']:,} bytes)_"
 
 
+def _md_refusal_warning(code: CodeBlock) -> str:
+    """The warning in Markdown, each refusal in a code span (they hold names like `__globals__`)."""
+    spans = "; ".join(f"`{r.replace('`', chr(39))}`" for r in code.refusals)
+    return f"**Warning:** This code tried to reach outside the sandbox ({spans}) and was stopped."
+
+
 def _md_block(block: Block, context: ExportContext, docs: dict, images: dict, level: int) -> list[str]:
     if block.type == "thought":
         return ["> " + sanitize_markdown_source(block.text).replace("\n", "\n> ")]
@@ -198,8 +211,10 @@ def _md_block(block: Block, context: ExportContext, docs: dict, images: dict, le
     parts: list[str] = []
     code = block.code
     if block.type == "code" and code is not None:
+        if code.refusals:
+            parts.append(_md_refusal_warning(code) + " Do not run it outside CodingAgent.")
         if code.code:
-            parts.append(_fence(code.code, "python"))
+            parts.append(_fence(code.code, "text" if code.refusals else "python"))
         if code.outputs or code.displays:
             parts.append("Output:\n\n" + _fence("\n".join(code.outputs + code.displays), "text"))
         if code.stderr:
@@ -350,6 +365,7 @@ def _pdf_block(block: Block, context: ExportContext, docs: dict, images: dict[st
     return {
         "type": block.type,
         "code_html": _pdf_code_html(code.code) if code and code.code else "",
+        "refusal_warning": code.refusal_warning if code else "",
         "output": "\n".join((code.outputs + code.displays) if code else []).strip(),
         "stderr": "\n".join(code.stderr if code else []).strip(),
         "error": "\n".join(code.errors if code else []).strip(),
@@ -513,6 +529,11 @@ def _nb_code_cells(block: Block, context: ExportContext, docs: dict, counter: li
         if not artifacts:
             return []
         return [nbformat.v4.new_code_cell("# (outputs recorded without code)", outputs=artifacts)]
+    if code.refusals:
+        # Never runnable: this code tried to reach outside the sandbox, and outside it nothing stops it.
+        text = _md_refusal_warning(code) + " It is kept here as text only; do not run it.\n\n"
+        text += _fence(code.code, "text")
+        return [nbformat.v4.new_markdown_cell(text)]
     if code.failed:
         # Kept for the record but not as code: the notebook must run top to bottom.
         text = "**This code failed** and the agent continued from the error:\n\n" + _fence(code.code, "python")
@@ -534,13 +555,25 @@ def _nb_code_cells(block: Block, context: ExportContext, docs: dict, counter: li
     return [nbformat.v4.new_code_cell(code.code, outputs=outputs, execution_count=counter[0])]
 
 
+def _provenance(doc: dict[str, Any]) -> str:
+    """The notebook's opening words: where its code came from and where it ran."""
+    models = sorted({run.get("model") or "" for session in doc["sessions"] for run in session["runs"]} - {""})
+    named = ", ".join(f"`{m}`" for m in models) if models else "an unrecorded model"
+    return (
+        f"> **The code in this notebook was written by a language model ({named})** and ran in CodingAgent's "
+        "sandbox, which limits what it can reach. Running it here runs it without that sandbox: read it before "
+        "you run it.\n\n"
+    )
+
+
 def notebook_build(context: ExportContext) -> nbformat.NotebookNode:
     doc = context.document
     docs = _artifact_docs(context)
     md = sanitize_markdown_source
     cells = [
         nbformat.v4.new_markdown_cell(
-            f"# {md(_one_line(context.title))}\n\nProject **{md(_one_line(doc['project']['name']))}**, "
+            _provenance(doc)
+            + f"# {md(_one_line(context.title))}\n\nProject **{md(_one_line(doc['project']['name']))}**, "
             f"exported {doc['exported_at'][:16].replace('T', ' ')} UTC from CodingAgent.\n\n"
             "Run it next to the dataset files: the first cell loads them. Code that failed during the analysis "
             "is kept as text (with its error), so the notebook runs top to bottom."

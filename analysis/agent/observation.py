@@ -68,6 +68,12 @@ def observation_text(result: dict[str, Any]) -> str:
         parts.append("artifact not stored: " + problem)
     if len(problems) > ARTIFACT_ERRORS_FOR_MODEL:
         parts.append(f"({len(problems) - ARTIFACT_ERRORS_FOR_MODEL} more artifacts not stored)")
+    if result.get("refusals"):
+        parts.append(
+            "note: this code tried to reach outside the sandbox ("
+            + "; ".join(map(str, result["refusals"]))
+            + ") and was stopped. Use the allowed libraries on workspace files only."
+        )
     if result.get("state_lost"):
         reason = result.get("state_lost_reason") or result.get("killed_reason") or "restart"
         parts.append(f"note: the kernel was restarted ({reason}); variables from earlier calls are gone.")

@@ -203,11 +203,21 @@ def _result_dict(result: Any) -> dict:
     return result.to_dict() if hasattr(result, "to_dict") else dict(result)
 
 
-def result_steps_save(*, deps: AgentDeps, result: dict) -> None:
-    """Save what one execution produced as steps: output, error, then one step per artifact."""
+def result_steps_save(*, deps: AgentDeps, result: dict, code_step: Step | None = None) -> None:
+    """Save what one execution produced as steps: output, error, then one step per artifact.
+
+    When the policy refused something the code tried (``result["refusals"]``, caught or not), the code step
+    records it as ``data["refusals"]`` and the next step saved carries it too (with ``refused_code_step``):
+    pushing that step is what puts the warning on the live page's code step (see _push_step.html)."""
     run = deps.run
+    refusals = [str(r) for r in result.get("refusals") or []]
+    marks = {}
+    if refusals and code_step is not None:
+        services.step_refusals_record(step=code_step, refusals=refusals)
+        marks = {"refusals": refusals, "refused_code_step": code_step.pk}
     shown = result.get("stdout") or result.get("stderr") or result.get("final_result") is not None
-    if shown or (result.get("display") and not result.get("artifacts")):
+    error = result.get("error")
+    if shown or (result.get("display") and not result.get("artifacts")) or (marks and not error):
         step = services.step_create(
             run=run,
             kind=Step.Kind.OUTPUT,
@@ -218,16 +228,21 @@ def result_steps_save(*, deps: AgentDeps, result: dict) -> None:
                 "final_result": result.get("final_result"),
                 "group_sizes": result.get("group_sizes"),
                 "duration": result.get("duration"),
+                **marks,
             },
         )
         deps.values.add_output(step=step.ordinal, stdout=step.content, data=step.data)
-    error = result.get("error")
+        marks = {}
     if error:
         services.step_create(
             run=run,
             kind=Step.Kind.ERROR,
             content=f"{error.get('type')}: {error.get('message')}",
-            data={"traceback": traceback_trimmed(error.get("traceback") or ""), "killed": result.get("killed_reason")},
+            data={
+                "traceback": traceback_trimmed(error.get("traceback") or ""),
+                "killed": result.get("killed_reason"),
+                **marks,
+            },
         )
     result["artifacts"], result["artifact_errors"] = artifacts_save(deps=deps, payloads=result.get("artifacts") or [])
 
@@ -299,12 +314,12 @@ async def run_python(ctx: RunContext[AgentDeps], code: str) -> str:
     if deps.tool_calls > deps.max_tool_calls:
         raise StepBudgetExceeded
     t0 = time.perf_counter()
-    await sync_to_async(services.step_create)(run=deps.run, kind=Step.Kind.CODE, content=code)
+    code_step = await sync_to_async(services.step_create)(run=deps.run, kind=Step.Kind.CODE, content=code)
     t1 = time.perf_counter()
     result = _result_dict(await sync_to_async(deps.executor.run)(code))
     t2 = time.perf_counter()
     deps.controller.check()
-    await sync_to_async(result_steps_save)(deps=deps, result=result)
+    await sync_to_async(result_steps_save)(deps=deps, result=result, code_step=code_step)
     t3 = time.perf_counter()
     deps.timings.append({"save_code": t1 - t0, "execute": t2 - t1, "save_result": t3 - t2})
     return observation_text(result)
