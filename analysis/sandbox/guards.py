@@ -126,6 +126,10 @@ DENIED_MODULES = (
     "statsmodels.iolib.smpickle",
     "sklearn.externals",
     "sklearn.utils._testing",
+    # hand out the real globals and locals of stack frames (their modules hold `os`, `sys`, ...):
+    # pandas' Scope (`Scope(level=k).scope`) and patsy's EvalEnvironment (`capture(k).namespace`)
+    "pandas.core.computation.scope",
+    "patsy.eval",
 )
 # joblib is allowed as a *callable* origin (sklearn re-exports delayed/Parallel), never as a
 # module, and its pickle loader is refused by name.
@@ -309,10 +313,14 @@ _kind: dict = {
 
 
 def _classify(t) -> int:
+    module = getattr(t, "__module__", None)
+    module = module if type(module) is str else ""
     if t in _DANGEROUS_TYPES:
         k = _BAD
-    elif t.__module__.split(".", 1)[0] == "analysis" and not issubclass(t, _HANDED_OUT):
+    elif module.split(".", 1)[0] == "analysis" and not issubclass(t, _HANDED_OUT):
         k = _BAD  # instances of the sandbox's own machinery (the kernel, its writers, ...)
+    elif module.split(".", 1)[0] in ALLOWED_ROOTS and not _module_origin_allowed(module):
+        k = _BAD  # instances of classes from a denied submodule (pandas' Scope holds frames' globals)
     elif issubclass(t, ModuleType):
         k = _MODULE
     elif issubclass(t, type):

@@ -563,7 +563,9 @@ def _sandbox_getframe(depth=0, /):
         f = frame
         while f is not None and f is not floor:
             f = f.f_back
-        if f is None or frame is floor:
+        name = frame.f_globals.get("__name__")
+        # below the cell, or one of the sandbox's own frames above it (a wrapper's globals hold `os`)
+        if f is None or frame is floor or (type(name) is str and name.startswith("analysis.")):
             raise ValueError("call stack is not deep enough")
     return frame
 
@@ -594,12 +596,13 @@ def take_refusals() -> list[str]:
     return refusals
 
 
-def _run(code, last, namespace: dict, floor):
-    """Run a compiled cell with the stack floor, __main__ view and audit hook of a cell."""
+def _run(code, last, namespace: dict):
+    """Run a compiled cell with the stack floor (this frame: the cell's is the first one visible),
+    the __main__ view and the audit hook of a cell."""
     _prepare(namespace)
     main = sys.modules.get("__main__")
     sys.modules["__main__"] = _EMPTY_MAIN
-    _floors.append(floor)
+    _floors.append(_real_getframe(0))
     libraries.enter_cell()
     try:
         exec(code, namespace)
@@ -614,7 +617,7 @@ def _run(code, last, namespace: dict, floor):
 def restricted_exec(source: str, namespace: dict, filename: str = "<cell>") -> None:
     """Compile `source` under the policy (PolicyError if refused) and run it in `namespace`."""
     code, _ = compile_cell(source, filename, False)
-    _run(code, None, namespace, _real_getframe(0))
+    _run(code, None, namespace)
 
 
 def restricted_run(source: str, namespace: dict, filename: str = "<cell>"):
@@ -622,4 +625,4 @@ def restricted_run(source: str, namespace: dict, filename: str = "<cell>"):
     Starts a new list of refusals (take_refusals)."""
     guards.REFUSALS.clear()
     code, last = compile_cell(source, filename, True)
-    return _run(code, last, namespace, _real_getframe(0))
+    return _run(code, last, namespace)

@@ -13,6 +13,7 @@ import pickle
 
 import pytest
 
+from analysis.sandbox import Limits, Sandbox
 from analysis.tests.sandbox.redteam import MARK, TOKEN, assert_still_serves, leaked
 
 PWN = "PWNED"
@@ -51,6 +52,22 @@ EXPRESSION_EVALUATION = {
         "for k in range(1, 12):\n    try:\n        found = Scope(level=k).scope\n    except Exception:\n        continue\n"
         "    if 'os' in found:\n        break\n"
         f"o = found['os']\n{WITH_OS}"
+    ),
+    "scope_from_callback_under_sandbox_wrappers": (
+        "import io\nimport pandas as pd\nhits = []\ndef probe(x):\n    for k in range(1, 20):\n        try:\n"
+        "            s = pd.core.computation.scope.Scope(level=k).scope\n        except Exception:\n            continue\n"
+        "        if 'os' in s or 'builtins' in s:\n            hits.append(k)\n    return x\n"
+        "pd.DataFrame({'a': [1]})['a'].apply(probe)\npd.read_csv(io.StringIO('a\\n1'), converters={'a': probe})\n"
+        f"if hits:\n    print({MARK!r})\n0/0"
+    ),
+    "patsy_eval_environment_namespace": (
+        "import patsy\nfound = None\nfor k in range(0, 20):\n    try:\n"
+        "        ns = patsy.EvalEnvironment.capture(k).namespace\n    except Exception:\n        continue\n"
+        "    if 'os' in ns:\n        found = ns['os']\n"
+        f"if found is not None:\n    print({MARK!r})\n0/0"
+    ),
+    "scope_object_from_an_expression": (
+        f"import pandas as pd\nx = 1\ne = pd.core.computation.expr.Expr('x + 1', level=0)\nenv = e.env\nprint({MARK!r})"
     ),
     "ensure_scope_level": (
         f"import pandas as pd\ns = pd.core.computation.scope.ensure_scope(6)\no = s.resolve('os', False)\n{WITH_OS}"
@@ -300,3 +317,46 @@ def test_no_library_route_unpickles(sandbox, forkserver, workspace, code):
     result = _run_checked(sandbox, forkserver, workspace, code)
 
     assert not result.ok
+
+
+ORDINARY = """
+import io
+import numpy as np
+import pandas as pd
+import matplotlib.pyplot as plt
+import plotly.express as px
+import seaborn as sns
+import statsmodels.formula.api as smf
+from sklearn.linear_model import LinearRegression
+df = pd.DataFrame({"x": np.arange(20.0), "g": list("ab") * 10})
+df["y"] = 2 * df["x"] + 1
+df.to_csv("out.csv", index=False)
+back = pd.read_csv("out.csv")
+fit = smf.ols("y ~ np.log1p(x)", data=back).fit()
+model = LinearRegression().fit(back[["x"]], back["y"])
+top = back.query("x > @fit.nobs / 4").eval("z = y * 2")
+label = "{:.2f} {}".format(float(model.coef_[0]), "{0.real}".format(3))
+styled = back.head().style.format("{:.1f}", subset=["x", "y"]).to_html()
+fig, ax = plt.subplots()
+sns.lineplot(data=back, x="x", y="y", hue="g", ax=ax)
+px.bar(back, x="g", y="y")
+final_result = {"label": label, "rows": len(top)}
+"""
+
+
+def test_ordinary_analysis_code_records_no_refusals(forkserver, workspace):
+    with Sandbox(workspace, Limits(timeout=120, memory_mb=2048), server=forkserver) as roomy:
+        result = roomy.run(ORDINARY)
+
+    assert result.ok, result.error
+    assert result.refusals == []
+    assert result.final_result == {"label": "2.00 3", "rows": 14}
+
+
+def test_a_caught_refusal_is_still_reported_with_the_result(sandbox):
+    result = sandbox.run(
+        "import pandas as pd\ntry:\n    getattr(pd.io.common, 'os')\nexcept Exception:\n    pass\nx = 1"
+    )
+
+    assert result.ok, result.error
+    assert result.refusals == ["module 'os'"]
