@@ -551,3 +551,159 @@ def test_c_level_imports_during_a_cell_are_not_refused(workspace):
     """)
 
     assert ns["idx"].tolist() == [1]
+
+
+# ---------------------------------------------------------------- built on RestrictedPython
+def test_the_policy_is_a_restrictedpython_transformer_whose_node_allowlist_still_applies(workspace):
+    from RestrictedPython.transformer import RestrictingNodeTransformer
+
+    from analysis.sandbox.policy import SandboxPolicy
+
+    with pytest.raises(PolicyError, match="TryStar statements are not allowed"):
+        restricted_exec("try:\n    pass\nexcept* ValueError:\n    pass", {})
+
+    assert issubclass(SandboxPolicy, RestrictingNodeTransformer)
+
+
+def test_cells_keep_python_semantics_for_annotations_matches_and_dataclasses(workspace):
+    ns = run("""
+        import dataclasses
+        import typing
+        count: int = 3
+        def f(x: int) -> str:
+            return str(x)
+        @dataclasses.dataclass
+        class Point:
+            x: float
+            y: float = 0.0
+        match Point(1.0, 2.0):
+            case Point(x=1.0, y=y):
+                matched = y
+        hints = typing.get_type_hints(f)
+    """)
+
+    assert ns["hints"] == {"x": int, "return": str}
+    assert (ns["count"], ns["matched"], ns["Point"](3.0).y) == (3, 2.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "class A:\n    def __sb_write__(o):\n        return o",
+        "class A:\n    __sb_getattr__ = 1",
+        "__sb_special__ = 1",
+        "def f(__sb_write__):\n    pass",
+        "import math as __sb_write__",
+        "for __sb_new_helper__ in []:\n    pass",
+    ],
+)
+def test_the_names_the_compiler_emits_cannot_be_bound_anywhere(workspace, source):
+    with pytest.raises(PolicyError, match="reserved"):
+        restricted_exec(source, {})
+
+
+def test_a_metaclass_cannot_seed_a_class_body(workspace):
+    with pytest.raises(PolicyError, match="'__prepare__' is not allowed"):
+        restricted_exec("class M(type):\n    def __prepare__(n, b):\n        return {}", {})
+
+
+def test_type_of_a_class_is_the_safe_type_and_constructor_types_are_views(workspace):
+    ns = run("""
+        T = type(int)
+        F = type(lambda: 0)
+        same = type(1) is int and T(2.5) is float
+        name = F.__name__
+        try:
+            F(None, {})
+        except PolicyError as exc:
+            refused = str(exc)
+    """)
+
+    assert ns["same"] and ns["name"] == "function"
+    assert "Creating 'function' objects is not allowed" in ns["refused"]
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [("'{0.real}+{0.imag}'.format(3+4j)", "3.0+4.0"), ("'{p.x}'.format_map({'p': P})", "1"), ("f'{P.x!r:>3}'", "  1")],
+)
+def test_format_fields_may_traverse_public_attributes(workspace, source, expected):
+    assert restricted_run(source, {"P": type("P", (), {"x": 1})}) == expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import pandas as pd\n'{0.io.common.os}'.format(pd)",
+        "import pandas as pd\n'{m.io.common.os}'.format_map({'m': pd})",
+        "import pandas as pd\npd.DataFrame({'a': [1]}).style.format('{0.real}')",
+        "import matplotlib.ticker as t\nt.StrMethodFormatter('{x.real}')",
+    ],
+)
+def test_format_strings_cannot_reach_what_the_policy_refuses(workspace, source):
+    with pytest.raises(PolicyError, match="not allowed"):
+        restricted_exec(source, {})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import numpy as np\nopen(np.int64(1), 'w')",
+        "open(True, 'w')",
+        "class I:\n    def __index__(self):\n        return 1\nopen(I(), 'w')",
+        "import enum\nclass E(enum.IntEnum):\n    A = 1\nopen(E.A, 'w')",
+        "import numpy as np\nimport pandas as pd\npd.read_csv(np.int64(0))",
+    ],
+)
+def test_integer_like_descriptors_are_refused(workspace, source):
+    with pytest.raises(PolicyError, match="file descriptors"):
+        restricted_exec(source, {})
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import pandas as pd\npd.io.parsers.TextFileReader('/etc/hostname').read()",
+        "import pandas as pd\npd.io.common.get_handle('/etc/hostname', 'r')",
+        "import matplotlib.pyplot as plt\nplt.style.use('/etc/hostname')",
+        "import matplotlib.cbook as cb\ncb.to_filehandle('/etc/hostname')",
+    ],
+)
+def test_any_library_open_outside_the_workspace_is_refused(workspace, source):
+    with pytest.raises((PolicyError, PermissionError), match="outside the workspace|only workspace files"):
+        restricted_exec(source, {})
+
+
+def test_while_a_cell_runs_no_caller_can_unpickle_a_global(workspace):
+    import pickle
+
+    payload = pickle.dumps(PolicyError("x"))
+    libraries.enter_cell()
+    try:
+        with pytest.raises(PolicyError, match="Unpickling is not allowed"):
+            pickle.loads(payload)  # as a library would, outside every named wrapper
+        plain = pickle.loads(pickle.dumps({"a": [1, 2]}))
+    finally:
+        libraries.leave_cell()
+
+    assert plain == {"a": [1, 2]}
+    assert pickle.loads(payload).args == ("x",)  # outside cells the kernel's own code is untouched
+
+
+def test_pandas_expressions_resolve_names_through_the_value_check(workspace):
+    ns = run("import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})\nlimit = 1")
+
+    kept = restricted_run("df.query('a > @limit').eval('b = a * 2')['b'].tolist()", ns)
+    with pytest.raises(PolicyError, match="module 'os'"):
+        restricted_exec("pd.eval('@pd.io.common.os', engine='python')", ns)
+
+    assert kept == [4, 6]
+
+
+def test_refusals_are_recorded_even_when_the_cell_catches_them(workspace):
+    from analysis.sandbox.policy import take_refusals
+
+    restricted_run("import pandas as pd\ntry:\n    pd.io.common.os\nexcept Exception:\n    pass", {})
+
+    assert take_refusals() == ["module 'os'"]
+    assert take_refusals() == []
