@@ -202,3 +202,14 @@ def test_an_aggregate_of_a_text_column_is_refused(session, penguins, alice, shar
 
     assert run.answer.startswith("I can't answer that: island is not numeric, so it has no mean.")
     assert not run.steps.filter(kind="code").exists()
+
+
+def test_shares_of_a_total_match_pandas(session, sales, alice, shared_worker):
+    run = _ask(session, alice, "what share of revenue comes from each region?", shared_worker)
+
+    totals = SALES.groupby("Region")["revenue"].sum().sort_values(ascending=False)
+    shares = totals / totals.sum()
+    assert run.answer.startswith(f"Share of the total revenue (total {_fmt2(totals.sum())}) by Region: ")
+    assert f"{totals.index[0]} {shares.iloc[0] * 100:.1f}% ({_fmt2(totals.iloc[0])})" in run.answer
+    assert run.artifacts.filter(kind="plotly").exists()
+    assert numbers_unverified(run) == []

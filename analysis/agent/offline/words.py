@@ -79,6 +79,7 @@ CHART_WORDS = {
     "line": ("line chart", "line plot", "line graph", "line"),
     "bar": ("bar chart", "bar plot", "bar graph", "bar", "column chart", "bars"),
     "scatter": ("scatter plot", "scatter chart", "scatter", "scatterplot"),
+    "pie": ("pie chart", "pie", "donut", "doughnut"),
     "histogram": ("histogram", "hist"),
     "box": ("box plot", "boxplot", "box", "whisker"),
     "any": (
@@ -110,6 +111,8 @@ KEYWORDS = {
                "fastest", "improve", "improved"),
     "decline": ("decline", "declined", "declining", "decrease", "decreased", "drop", "dropped", "fell", "fallen",
                 "shrink", "shrank", "shrunk"),
+    "share": ("share", "percentage", "percent", "proportion", "fraction", "part of", "contribution", "contribute",
+              "come from", "comes from", "split of"),
 }  # fmt: skip
 FOLLOW_UP_MARKERS = ("now", "same", "instead", "also", "again", "what about", "how about", "and", "only", "just",
                      "but", "same as", "as a", "that", "it", "this", "then")  # fmt: skip

@@ -121,6 +121,35 @@ def topn_rows_answer(req: Request, r: list) -> str:
     return f"The {word} values of {req.numeric[0].name}{scope(req)} are **{values}** (rows in the table)."
 
 
+def share_plan(req: Request) -> Plan:
+    """ "What share of revenue comes from each region": each group's part of the total (rows when no measure)."""
+    g = req.group.name
+    label = value_label(req, "sum" if req.numeric else "count")
+    code = c.load(req) + (
+        f"result = {series(req, repr(g), 'sum' if req.numeric else 'count')}.rename({label!r})"
+        ".sort_values(ascending=False)\n"
+        "share = (result / result.sum()).rename('share')\n"
+        "table = pd.concat([result, share], axis=1).reset_index()\n"
+    )
+    if req.chart != "table":
+        code += (
+            f"fig = px.pie(table, names={g!r}, values={label!r}, title={f'Share of {label} by {g}'!r})\nfig.show()\n"
+        )
+    code += (
+        f"final_result = {{'total': round(float(result.sum()), 4), 'share': {c.rounded_dict('share')},"
+        f" 'values': {c.rounded_dict('result')}, 'groups': int(len(result))}}\ntable"
+    )
+    return Plan(f"Compute each {g}'s share of the {label}{scope(req)}.", code)
+
+
+def share_answer(req: Request, r: dict) -> str:
+    label = value_label(req, "sum" if req.numeric else "count")
+    f = fmt_all([r["total"], *r["values"].values()])
+    parts = ", ".join(f"{k} {r['share'][k] * 100:.1f}% ({f(v)})" for k, v in r["values"].items())
+    more = f"; all {fmt(r['groups'])} are in the table" if r["groups"] > len(r["values"]) else ""
+    return f"Share of the {label}{scope(req)} (total {f(r['total'])}) by {req.group.name}: {parts}{more}."
+
+
 def value_counts_plan(req: Request) -> Plan:
     col = req.measures[0].name
     code = c.load(req) + (

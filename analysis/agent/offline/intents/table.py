@@ -119,6 +119,20 @@ INTENTS: list[Intent] = [
         t.time_answer,
     ),
     Intent(
+        "share",
+        "each group's share of a total (pie chart)",
+        frozenset({"kw:share", "group", "measure", "agg", "rows", "chart", "chart:pie", "chart:table"} | _FILTERS),
+        lambda r: (
+            ("share" in r.keywords or r.chart == "pie")
+            and _has_text_group(r)
+            and len(r.measures) <= 1
+            and (bool(r.numeric) or _counts_rows(r))
+            and r.agg in (None, "sum", "count")
+        ),
+        a.share_plan,
+        a.share_answer,
+    ),
+    Intent(
         "top_groups",
         "the top/bottom N groups by a measure",
         frozenset({"rank", "n", "group", "measure", "agg", "rows"} | _FILTERS | _CHARTS),
