@@ -213,3 +213,11 @@ def test_shares_of_a_total_match_pandas(session, sales, alice, shared_worker):
     assert f"{totals.index[0]} {shares.iloc[0] * 100:.1f}% ({_fmt2(totals.iloc[0])})" in run.answer
     assert run.artifacts.filter(kind="plotly").exists()
     assert numbers_unverified(run) == []
+
+
+def test_sorting_keeps_every_group_in_the_asked_order(session, sales, alice, shared_worker):
+    run = _ask(session, alice, "sort products by quantity ascending", shared_worker)
+
+    totals = SALES.groupby("product")["quantity"].sum().sort_values(kind="stable")
+    listed = ", ".join(f"{k}: {v:,}" for k, v in totals.items())
+    assert run.answer == f"Products by total quantity, lowest first: {listed}."

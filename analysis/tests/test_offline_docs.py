@@ -84,6 +84,7 @@ def test_each_documented_example_is_answered_by_its_intent_with_verified_numbers
     assert run.status == Run.Status.SUCCEEDED, run.error
     assert not run.answer.startswith(("I can't", "I could not", "That request")), run.answer
     assert numbers_unverified(run) == [], run.answer
+    assert [s.data.get("refusals") for s in run.steps.filter(kind="code") if s.data.get("refusals")] == []
 
 
 @pytest.mark.parametrize(("follow_up", "after", "equivalent"), FOLLOW_UPS)

@@ -186,7 +186,7 @@ def _apply(req: Request, role: str, value: str, *, first: bool, phrase: list[str
         req.aggs.append(value)
         req.agg = value if value == "nunique" else (req.agg or value)  # "number of distinct …" counts values
     elif role == "rank":
-        req.rank = req.rank or value
+        req.rank = value if phrase in (["ascending"], ["descending"]) else (req.rank or value)
         req.sort = req.sort or phrase in _SORT_WORDS
         req.head = req.head or phrase == ["first"]
     elif role == "grain":

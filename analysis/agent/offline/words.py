@@ -47,6 +47,7 @@ AGG_LABEL = {
 # Ranking words name an order, not a single statistic: "highest revenue by region" ranks regions.
 RANK_WORDS = {
     "top": (
+        "descending",
         "top",
         "rank",
         "ranking",
@@ -63,7 +64,7 @@ RANK_WORDS = {
         "longest",
         "first",
     ),
-    "bottom": ("bottom", "lowest", "smallest", "least", "worst", "fewest", "lightest", "shortest", "last"),
+    "bottom": ("ascending", "bottom", "lowest", "smallest", "least", "worst", "fewest", "lightest", "shortest", "last"),
 }
 GRAIN_WORDS = {
     "day": ("day", "daily", "per day", "each day", "by day", "date by date", "day by day"),

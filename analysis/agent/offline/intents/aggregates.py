@@ -101,6 +101,9 @@ def topn_groups_answer(req: Request, r: dict) -> str:
         ((k, v),) = values.items()
         word = "lowest" if req.rank == "bottom" else "highest"
         return f"**{k}** has the {word} {label}{scope(req)}: **{fmt(v)}**."
+    if req.sort:
+        order = "lowest first" if req.rank == "bottom" else "highest first"
+        return f"{plural(req.group.name).capitalize()} by {label}{scope(req)}, {order}: {listed(values, r['groups'])}."
     word = "Bottom" if req.rank == "bottom" else "Top"
     return f"{word} {plural(req.group.name)} by {label}{scope(req)}: {listed(values, r['groups'])}."
 
