@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 from asgiref.sync import sync_to_async
@@ -238,13 +239,12 @@ async def run_event_stream(*, run_id: int, after_ordinal: int, poll: float = SSE
     cursor = after_ordinal
     yield ": stream of run events\n\n"
     while True:
-        try:
-            steps, done = await sync_to_async(_stream_tick)(run_id, cursor)
-        except (OperationalError, InterfaceError):
-            await sync_to_async(connection.close)()  # the broken connection of the thread that runs the reads
+        tick = await sync_to_async(_stream_tick_through_outages)(run_id, cursor)
+        if tick is None:
             yield ": the database is unavailable; waiting for it\n\n"
             await asyncio.sleep(SSE_OUTAGE_RETRY_SECONDS)
             continue
+        steps, done = tick
         for step in steps:
             yield sse_format(event="step", data=step_event_payload(step), event_id=step.ordinal)
             cursor = step.ordinal
@@ -252,6 +252,17 @@ async def run_event_stream(*, run_id: int, after_ordinal: int, poll: float = SSE
             yield sse_format(event="done", data=done)
             return
         await asyncio.sleep(poll)
+
+
+def _stream_tick_through_outages(run_id: int, cursor: int) -> tuple[list[Step], dict | None] | None:
+    """``_stream_tick``, or None while the database is unreachable (its broken connection dropped right here,
+    in the thread that owns it, so the next tick reconnects)."""
+    try:
+        return _stream_tick(run_id, cursor)
+    except (OperationalError, InterfaceError):
+        with contextlib.suppress(Exception):
+            connection.close()
+        return None
 
 
 def _stream_tick(run_id: int, cursor: int) -> tuple[list[Step], dict | None]:
