@@ -80,6 +80,10 @@ class ClaimOutputSerializer(serializers.Serializer):
 
 
 class RunDetailOutputSerializer(RunOutputSerializer):
+    # While queued: its place among the runs that can be claimed (1 = next) and what it waits for, else null.
+    queue_position = serializers.IntegerField(source="queue.position", allow_null=True, default=None)
+    waiting_for = serializers.CharField(source="queue.waiting_for", allow_null=True, default=None)
+    queue_message = serializers.CharField(source="queue.text", allow_null=True, default=None)
     steps = StepOutputSerializer(many=True, source="steps.all")
     claims = serializers.SerializerMethodField()
     claims_unverified = serializers.SerializerMethodField()
@@ -210,6 +214,7 @@ class RunDetailApi(APIView):
     @extend_schema(responses={200: RunDetailOutputSerializer})
     def get(self, request: Request, pk: int) -> Response:
         run = get_object_or_404(selectors.run_qs_for(user=request.user).prefetch_related("steps"), pk=pk)
+        selectors.run_queue_attach([run])
         return Response(RunDetailOutputSerializer(run).data)
 
 

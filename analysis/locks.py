@@ -58,7 +58,8 @@ def _best_effort(what: str, fn) -> None:
         logger.warning("Redis unavailable, %s not sent (workers will find it by polling): %s", what, exc)
 
 
-def queue_wake(*, run_id: int) -> None:
+def queue_wake(*, run_id: int = 0) -> None:
+    """Wake one waiting worker (``run_id`` 0: the queue changed, e.g. a slot or a user's share is free)."""
     client = redis_client()
     if client is not None:
         _best_effort(f"wake-up for run {run_id}", lambda: client.lpush(wake_key(), run_id))

@@ -26,6 +26,10 @@ class AnalysisSession(models.Model):
     model = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The run worker holding the session's live kernel (its variables): while that worker is alive, only it
+    # claims the session's runs. Cleared when the kernel ends, with the reason kept for the next run's notice.
+    kernel_worker = models.CharField(max_length=100, blank=True, db_index=True)
+    kernel_lost_reason = models.CharField(max_length=300, blank=True)
 
     objects = AnalysisSessionQuerySet.as_manager()
 
@@ -57,6 +61,8 @@ class Run(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    # Where a queued run stands (``selectors.run_queue_attach`` sets it before rendering; None otherwise).
+    queue = None
 
     session = models.ForeignKey(AnalysisSession, on_delete=models.CASCADE, related_name="runs")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
@@ -111,6 +117,7 @@ class Step(models.Model):
         ERROR = "error", "Error"
         ARTIFACT = "artifact", "Artifact"
         ANSWER = "answer", "Answer"
+        NOTICE = "notice", "Notice"  # said by the system, not the model (e.g. the session's variables were cleared)
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     ordinal = models.PositiveIntegerField()
@@ -168,3 +175,28 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"{self.get_kind_display()} {self.pk}"
+
+
+class WorkerProcess(models.Model):
+    """One live run-worker process: its registry row, refreshed by its heartbeat.
+
+    A worker is alive while ``heartbeat_at`` is younger than ``RUN_STALE_SECONDS``; its row is deleted when it
+    stops cleanly. The kernel figures let ``/healthz`` and operators see memory per worker.
+    """
+
+    id = models.CharField(primary_key=True, max_length=100)  # the worker id, "<hostname>:<pid>:<random>"
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField(db_index=True)
+    concurrency = models.PositiveIntegerField(default=0)
+    runs_active = models.PositiveIntegerField(default=0)
+    kernels = models.PositiveIntegerField(default=0)
+    kernel_pss_mb = models.FloatField(default=0)
+    worker_pss_mb = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Worker {self.id}"

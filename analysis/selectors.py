@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.conf import settings
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from analysis.artifact_views import artifact_view_for
 from analysis.claims import ValuePool
-from analysis.models import AnalysisSession, Artifact, Run, Step
+from analysis.models import AnalysisSession, Artifact, Run, Step, WorkerProcess
 from codingagent.lib.http import get_object_or_403
 from projects.models import Dataset, Project
 
@@ -169,3 +173,79 @@ def run_claims(*, run: Run) -> list[dict]:
     """The claims of the run's answer (see analysis/claims.py); uses prefetched steps when there are some."""
     answers = [s for s in run.steps.all() if s.kind == Step.Kind.ANSWER]
     return list((answers[-1].data or {}).get("claims") or []) if answers else []
+
+
+# --- the run queue ----------------------------------------------------------------------------------
+
+
+def workers_alive_qs() -> QuerySet[WorkerProcess]:
+    """Run workers whose heartbeat is younger than ``RUN_STALE_SECONDS``."""
+    return WorkerProcess.objects.filter(
+        heartbeat_at__gte=timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    )
+
+
+def _users_at_cap() -> QuerySet:
+    running = Run.objects.filter(status=Run.Status.RUNNING).order_by().values("user_id")
+    return running.annotate(n=Count("pk")).filter(n__gte=settings.RUN_MAX_ACTIVE_PER_USER).values("user_id")
+
+
+def run_claimable_qs(*, worker_id: str) -> QuerySet[Run]:
+    """Queued runs ``worker_id`` may take, oldest first: not of a user at the running-runs cap, and not of a
+    session whose kernel lives on another live worker."""
+    elsewhere = workers_alive_qs().exclude(pk=worker_id).values("pk")
+    return (
+        Run.objects.filter(status=Run.Status.QUEUED)
+        .exclude(user_id__in=_users_at_cap())
+        .exclude(session__kernel_worker__in=elsewhere)
+        .order_by("created_at", "pk")
+    )
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    position: int  # 1 = next to be claimed among the runs that can be
+    waiting_for: str  # "a free worker", "your other question to finish", ...
+
+    @property
+    def text(self) -> str:
+        return f"{ordinal(self.position)} in the queue, waiting for {self.waiting_for}"
+
+
+def run_queue_info(*, run: Run) -> QueueInfo | None:
+    """Where a queued run stands and what it waits for (None once it is claimed or ended)."""
+    if run.status != Run.Status.QUEUED:
+        return None
+    at_cap = _users_at_cap()
+    earlier = Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk)
+    ahead = Run.objects.filter(earlier, status=Run.Status.QUEUED).exclude(user_id__in=at_cap).count()
+    alive = workers_alive_qs()
+    holder = AnalysisSession.objects.filter(pk=run.session_id).values_list("kernel_worker", flat=True).first()
+    if Run.objects.filter(status=Run.Status.RUNNING, user_id=run.user_id).count() >= settings.RUN_MAX_ACTIVE_PER_USER:
+        others = "question" if settings.RUN_MAX_ACTIVE_PER_USER == 1 else "questions"
+        waiting_for = f"your other {others} to finish"
+    elif not alive.exists():
+        waiting_for = "a run worker to start (none is running)"
+    elif holder and alive.filter(pk=holder).exists():
+        waiting_for = "the worker that holds this session's variables"
+    else:
+        waiting_for = "a free worker"
+    return QueueInfo(position=ahead + 1, waiting_for=waiting_for)
+
+
+def run_queue_attach(runs) -> None:
+    """Set ``run.queue`` on the queued runs among ``runs`` (there is at most one per session)."""
+    for run in runs:
+        if run.status == Run.Status.QUEUED:
+            run.queue = run_queue_info(run=run)
+
+
+def runs_queued_ids(*, limit: int = 200) -> list[int]:
+    return list(
+        Run.objects.filter(status=Run.Status.QUEUED).order_by("created_at", "pk").values_list("pk", flat=True)[:limit]
+    )

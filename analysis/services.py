@@ -28,7 +28,7 @@ from accounts.services import audit_record
 from analysis import claims, locks, selectors
 from analysis.agent.models import model_choices
 from analysis.artifact_views import table_preview_meta
-from analysis.models import AnalysisSession, Artifact, Run, Step
+from analysis.models import AnalysisSession, Artifact, Run, Step, WorkerProcess
 from analysis.sandbox import artifact_schema
 from analysis.streaming import push
 from projects.models import Project
@@ -37,6 +37,7 @@ from projects.selectors import project_role_for
 logger = logging.getLogger(__name__)
 
 QUESTION_MAX_CHARS = 10_000
+CLAIM_LOCK_KEY = 0x636C61696D  # "claim": the advisory lock that serializes run claims on PostgreSQL
 STALE_RUN_ERROR = (
     "The worker running this question stopped responding (it may have crashed or been restarted). "
     "The run was stopped; you can ask again."
@@ -133,7 +134,7 @@ def run_cancel(*, run: Run, user) -> Run:
         status=Run.Status.CANCELLED, cancel_requested=True, finished_at=now, error="Stopped before it started."
     )
     if cancelled_queued:
-        transaction.on_commit(lambda: push.run_push(run_id=run.pk))
+        transaction.on_commit(lambda: (push.run_push(run_id=run.pk), push.queue_push()))
     else:
         Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(cancel_requested=True)
         transaction.on_commit(lambda: locks.cancel_publish(run_id=run.pk))
@@ -141,43 +142,57 @@ def run_cancel(*, run: Run, user) -> Run:
     return run
 
 
-def run_claim(*, worker_id: str) -> Run | None:
-    """Atomically take the oldest queued run for this worker, or return None.
+def _claim_serialize() -> None:
+    """Claims take turns (one short transaction each), so the per-user cap holds across workers.
 
-    PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED`` so concurrent workers never wait on each other. Elsewhere
-    (SQLite): a conditional ``UPDATE … WHERE status='queued'``; only one worker's update can match.
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: the transaction is ``BEGIN IMMEDIATE`` already.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
+
+
+def run_claim(*, worker_id: str) -> Run | None:
+    """Atomically take the next run this worker may drive, or return None.
+
+    Skips runs of users already at ``RUN_MAX_ACTIVE_PER_USER`` running runs and runs whose session's kernel
+    (its variables) lives on another worker that is still alive; oldest first otherwise. Claims are serialized
+    (see ``_claim_serialize``), so the cap is exact with any number of workers.
     """
     now = timezone.now()
     fields = {"status": Run.Status.RUNNING, "worker_id": worker_id, "started_at": now, "heartbeat_at": now}
-    if connection.features.has_select_for_update_skip_locked:
-        with transaction.atomic():
-            run = (
-                Run.objects.select_for_update(skip_locked=True)
-                .filter(status=Run.Status.QUEUED)
-                .order_by("created_at", "pk")
-                .first()
-            )
-            if run is None:
-                return None
-            Run.objects.filter(pk=run.pk).update(**fields)
-    else:
-        candidates = Run.objects.filter(status=Run.Status.QUEUED).order_by("created_at", "pk")
-        for run_id in candidates.values_list("pk", flat=True)[:5]:
-            if Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(**fields):
-                break
-        else:
+    with transaction.atomic():
+        _claim_serialize()
+        run = selectors.run_claimable_qs(worker_id=worker_id).select_related("session").first()
+        if run is None:
             return None
-        run = Run(pk=run_id)
+        if not Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(**fields):
+            return None
     run.refresh_from_db()
-    transaction.on_commit(lambda: push.run_push(run_id=run.pk))
+    transaction.on_commit(lambda: (push.run_push(run_id=run.pk), push.queue_push()))
     return run
+
+
+def runs_heartbeat(*, worker_id: str, run_ids: list[int]) -> set[int]:
+    """Record that the worker is alive for all of its runs at once; returns the ids the users asked to stop."""
+    if not run_ids:
+        return set()
+    Run.objects.filter(pk__in=run_ids, worker_id=worker_id, status=Run.Status.RUNNING).update(
+        heartbeat_at=timezone.now()
+    )
+    # A row that is gone (deleted with its session, which requested a cancel first) or not visible yet: no cancel.
+    return runs_cancel_requested(run_ids=run_ids)
 
 
 def run_heartbeat(*, run_id: int, worker_id: str) -> bool:
     """Record that the worker is alive; returns True when the user asked to cancel the run."""
-    Run.objects.filter(pk=run_id, worker_id=worker_id, status=Run.Status.RUNNING).update(heartbeat_at=timezone.now())
-    # A row that is gone (deleted with its session, which requested a cancel first) or not visible yet: no cancel.
-    return Run.objects.filter(pk=run_id, cancel_requested=True).exists()
+    return run_id in runs_heartbeat(worker_id=worker_id, run_ids=[run_id])
+
+
+def runs_cancel_requested(*, run_ids: list[int]) -> set[int]:
+    if not run_ids:
+        return set()
+    return set(Run.objects.filter(pk__in=run_ids, cancel_requested=True).values_list("pk", flat=True))
 
 
 def run_cancel_requested(*, run_id: int) -> bool:
@@ -207,7 +222,8 @@ def run_finish(
         finished_at=timezone.now(),
     )
     AnalysisSession.objects.filter(pk=run.session_id).update(updated_at=timezone.now())
-    transaction.on_commit(lambda: push.run_push(run_id=run.pk))
+    # A slot, a user's share and maybe a session kernel are free now: other workers look at the queue again.
+    transaction.on_commit(lambda: (push.run_push(run_id=run.pk), locks.queue_wake(run_id=0), push.queue_push()))
     return bool(updated)
 
 
@@ -219,14 +235,86 @@ def runs_reap_stale(*, session_id: int | None = None) -> list[int]:
         stale = stale.filter(session_id=session_id)
     reaped = []
     for run in stale.only("pk", "session_id"):
+        # An answer already saved is the run's result: its worker died (or lost its services) just after it.
+        answer = run.steps.filter(kind=Step.Kind.ANSWER).order_by("-ordinal").values_list("content", flat=True).first()
+        end = (
+            {"status": Run.Status.SUCCEEDED, "answer": answer}
+            if answer is not None
+            else {"status": Run.Status.FAILED, "error": STALE_RUN_ERROR}
+        )
         if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, heartbeat_at__lt=cutoff).update(
-            status=Run.Status.FAILED, error=STALE_RUN_ERROR, finished_at=timezone.now()
+            **end, finished_at=timezone.now()
         ):
             reaped.append(run.pk)
             transaction.on_commit(lambda pk=run.pk: push.run_push(run_id=pk))
     if reaped:
         logger.warning("Reaped stale runs %s", reaped)
+        transaction.on_commit(lambda: (locks.queue_wake(run_id=0), push.queue_push()))
     return reaped
+
+
+# --- run workers and session kernels -------------------------------------------------------------------
+
+
+def worker_register(*, worker_id: str, hostname: str, pid: int, concurrency: int) -> WorkerProcess:
+    now = timezone.now()
+    worker, _ = WorkerProcess.objects.update_or_create(
+        pk=worker_id,
+        defaults={"hostname": hostname, "pid": pid, "started_at": now, "heartbeat_at": now, "concurrency": concurrency},
+    )
+    return worker
+
+
+def worker_heartbeat(
+    *, worker_id: str, runs_active: int, kernels: int, kernel_pss_mb: float, worker_pss_mb: float
+) -> None:
+    """Refresh the registry row (re-created if an operator or a restore removed it)."""
+    figures = {
+        "heartbeat_at": timezone.now(),
+        "runs_active": runs_active,
+        "kernels": kernels,
+        "kernel_pss_mb": round(kernel_pss_mb, 1),
+        "worker_pss_mb": round(worker_pss_mb, 1),
+    }
+    if not WorkerProcess.objects.filter(pk=worker_id).update(**figures):
+        host, pid = (worker_id.split(":") + ["0", "0"])[:2]
+        WorkerProcess.objects.update_or_create(
+            pk=worker_id,
+            defaults={
+                **figures,
+                "hostname": host,
+                "pid": int(pid) if pid.isdigit() else 0,
+                "started_at": timezone.now(),
+            },
+        )
+
+
+def worker_unregister(*, worker_id: str) -> None:
+    """A clean stop: the sessions whose kernels it held are free for any worker (their variables are gone)."""
+    AnalysisSession.objects.filter(kernel_worker=worker_id).update(
+        kernel_worker="", kernel_lost_reason="the worker holding them was restarted"
+    )
+    WorkerProcess.objects.filter(pk=worker_id).delete()
+
+
+def workers_forget_stale(*, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Delete registry rows of workers silent for long (killed without a clean stop)."""
+    deleted, _ = WorkerProcess.objects.filter(heartbeat_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
+def session_kernel_take(*, session_id: int, worker_id: str) -> tuple[str, str]:
+    """Record that ``worker_id`` holds the session's kernel; returns the previous (holder, lost reason)."""
+    previous = AnalysisSession.objects.filter(pk=session_id).values_list("kernel_worker", "kernel_lost_reason").first()
+    AnalysisSession.objects.filter(pk=session_id).update(kernel_worker=worker_id, kernel_lost_reason="")
+    return previous or ("", "")
+
+
+def session_kernel_release(*, session_id: int, worker_id: str, reason: str) -> None:
+    """The worker closed the session's kernel: any worker may take the next run; ``reason`` tells it why."""
+    AnalysisSession.objects.filter(pk=session_id, kernel_worker=worker_id).update(
+        kernel_worker="", kernel_lost_reason=reason[:300]
+    )
 
 
 # --- steps and artifacts ----------------------------------------------------------------------

@@ -25,6 +25,7 @@ def _form_errors(form) -> str:
 
 def session_page_context(*, user, session: AnalysisSession) -> dict:
     runs = selectors.run_list_for_session_page(session=session)
+    selectors.run_queue_attach(runs)
     active = next((r for r in runs if r.is_active), None)
     last_step = Step.objects.filter(run__session=session).aggregate(m=Max("pk"))["m"] or 0
     key = model_key_resolve(session.model)

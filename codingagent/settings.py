@@ -294,6 +294,15 @@ SANDBOX_REQUIRE_ISOLATION = not DEBUG and not SANDBOX_ALLOW_WEAK
 WORKSPACES_DIR = DATA_DIR / "workspaces"
 RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 5)
 RUN_STALE_SECONDS = env_int("RUN_STALE_SECONDS", 30)
+# Runs one worker process drives at once (model waits and kernels overlap; see analysis/worker.py).
+RUN_WORKER_CONCURRENCY = env_int("RUN_WORKER_CONCURRENCY", 16)
+# Running runs per user; the claim leaves a user's further questions queued (fair share for everyone else).
+RUN_MAX_ACTIVE_PER_USER = env_int("RUN_MAX_ACTIVE_PER_USER", 2)
+# Live session kernels (variables) one worker keeps, how long an idle one lives, and their memory budget
+# (PSS, all kernels of the worker together): past it the least recently used idle kernels are closed.
+SANDBOX_MAX_KERNELS = env_int("SANDBOX_MAX_KERNELS", 32)
+SANDBOX_IDLE_SECONDS = env_int("SANDBOX_IDLE_SECONDS", 900)
+SANDBOX_KERNELS_MEMORY_MB = env_int("SANDBOX_KERNELS_MEMORY_MB", 8192)
 
 # --- Security (``manage.py check --deploy`` is clean with DEBUG off) ----------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)

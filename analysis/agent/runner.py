@@ -1,8 +1,9 @@
 """Driving one run: the pydantic-ai agent, its ``run_python`` tool over the sandbox, budgets and outcomes.
 
-The worker calls ``agent_execute`` from a plain thread. The agent itself is async; every ORM write and the
-(blocking) sandbox call go through ``sync_to_async`` (thread-sensitive), so they run back in the caller's
-thread and use its database connection, never inside the event loop.
+The worker drives many runs in one event loop (``analysis.worker``); each run's ORM calls go through the
+``db`` callable it passes (a thread pool with a connection per thread, retrying through database outages),
+and the blocking sandbox call goes to a thread, so neither waits inside the loop. ``agent_execute`` (a plain
+thread calling in) runs ORM calls back in the caller's thread, as ``sync_to_async`` does by default.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +44,14 @@ class Executor(Protocol):
 
     def run(self, code: str) -> Any: ...
     def cancel(self) -> None: ...
+
+
+DbCall = Callable[..., Awaitable[Any]]  # await db(fn, *args, **kwargs): fn runs where ORM calls may run
+
+
+async def db_inline(fn, *args, **kwargs):
+    """The default ``db``: the calling thread's connection (see ``agent_execute``)."""
+    return await sync_to_async(fn)(*args, **kwargs)
 
 
 class StepBudgetExceeded(Exception):
@@ -89,12 +99,16 @@ class AgentDeps:
     controller: RunController
     max_tool_calls: int
     workspace: str | None = None
+    db: DbCall = db_inline
+    # Said to the model with the first observation (e.g. the session's variables were cleared), then cleared.
+    notice: str | None = None
     tool_calls: int = 0
     timings: list[dict] = field(default_factory=list)
     # Every number the run's steps computed, gathered as they are saved, so the answer's claims are matched at the
     # end without reading the tables back from storage (analysis/claims.py).
     values: ValuePool = field(default_factory=ValuePool)
     artifact_budget: services.ArtifactBudget = field(default_factory=services.ArtifactBudget)
+    kernel_lost: str | None = None  # killed_reason of the last execution when it ended the kernel
 
 
 @dataclass
@@ -109,6 +123,7 @@ class AgentOutcome:
     tool_calls: int = 0
     timings: list[dict] = field(default_factory=list)
     wall_seconds: float = 0.0
+    kernel_lost: str | None = None  # the last execution killed the kernel ("timeout", "crashed", …)
 
 
 # --- prompt ----------------------------------------------------------------------------------------
@@ -181,7 +196,7 @@ def _column_samples(column: dict, preview: dict) -> list[str]:
     return list(dict.fromkeys(seen))[:50]
 
 
-def system_prompt_render(*, session: AnalysisSession, run: Run, datasets: list) -> str:
+def system_prompt_render(*, session: AnalysisSession, run: Run, datasets: list, notice: str | None = None) -> str:
     history = [
         {"question": r.question, "answer": (r.answer or r.error or "(no answer)")[:2000]}
         for r in selectors.conversation_for_session(session=session, before_run=run)
@@ -191,6 +206,7 @@ def system_prompt_render(*, session: AnalysisSession, run: Run, datasets: list) 
         "datasets": [dataset_prompt_info(d) for d in datasets],
         "history": history,
         "max_tool_calls": settings.AGENT_MAX_TOOL_CALLS,
+        "kernel_notice": notice or "",
     }
     # A prompt is plain text: HTML escaping turned quotes in load lines and previews into &#x27; for the model.
     return _ENGINE.get_template("system.txt").render(Context(context, autoescape=False))
@@ -302,6 +318,21 @@ def artifact_step_save(*, deps: AgentDeps, prepared: services.PreparedArtifact) 
         step.save(update_fields=["content", "data"])
 
 
+async def _execute(deps: AgentDeps, code: str) -> Any:
+    """The kernel call in a thread (not the loop, not an ORM thread: it may take its whole time limit).
+
+    A stop that lands while the kernel is still starting finds nothing to kill, so it is repeated until the
+    execution returns."""
+    execution = asyncio.ensure_future(asyncio.to_thread(deps.executor.run, code))
+    while True:
+        done, _ = await asyncio.wait({execution}, timeout=0.25)
+        if done:
+            return execution.result()
+        if deps.controller.reason is not None:
+            with contextlib.suppress(Exception):
+                deps.executor.cancel()
+
+
 async def run_python(ctx: RunContext[AgentDeps], code: str) -> str:
     """Run Python code in the session's persistent sandbox kernel and return its output.
 
@@ -314,15 +345,19 @@ async def run_python(ctx: RunContext[AgentDeps], code: str) -> str:
     if deps.tool_calls > deps.max_tool_calls:
         raise StepBudgetExceeded
     t0 = time.perf_counter()
-    code_step = await sync_to_async(services.step_create)(run=deps.run, kind=Step.Kind.CODE, content=code)
+    code_step = await deps.db(services.step_create, run=deps.run, kind=Step.Kind.CODE, content=code)
     t1 = time.perf_counter()
-    result = _result_dict(await sync_to_async(deps.executor.run)(code))
+    result = _result_dict(await _execute(deps, code))
     t2 = time.perf_counter()
+    deps.kernel_lost = result.get("killed_reason") or None
     deps.controller.check()
-    await sync_to_async(result_steps_save)(deps=deps, result=result, code_step=code_step)
+    await deps.db(result_steps_save, deps=deps, result=result, code_step=code_step)
     t3 = time.perf_counter()
     deps.timings.append({"save_code": t1 - t0, "execute": t2 - t1, "save_result": t3 - t2})
-    return observation_text(result)
+    observation = observation_text(result)
+    if deps.notice:
+        observation, deps.notice = f"note: {deps.notice}\n{observation}", None
+    return observation
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -353,16 +388,32 @@ def model_error_message(exc: BaseException, attempts: int) -> str:
     return f"The model returned something unusable: {exc}"
 
 
-async def _agent_execute_async(
-    *, run: Run, executor: Executor, controller: RunController, model: Model | None, workspace: str | None
+def _session_with_project(session_id: int) -> AnalysisSession:
+    return AnalysisSession.objects.select_related("project").get(pk=session_id)
+
+
+async def agent_execute_async(
+    *,
+    run: Run,
+    executor: Executor,
+    controller: RunController,
+    model: Model | None = None,
+    workspace: str | None = None,
+    db: DbCall = db_inline,
+    notice: str | None = None,
 ) -> AgentOutcome:
+    """Run the agent for ``run`` in the current event loop. ``notice`` (e.g. "the session's variables were
+    cleared: …") is saved as the run's first step and told to the model. Never raises for model/tool/budget
+    failures; the controller cancels the current task, so callers run this in a task of its own."""
     started = time.perf_counter()
     controller._loop = asyncio.get_running_loop()
     controller._task = asyncio.current_task()
     controller.executor = executor
-    session = await sync_to_async(lambda: AnalysisSession.objects.select_related("project").get(pk=run.session_id))()
-    datasets = await sync_to_async(selectors.datasets_for_session)(session=session)
-    prompt = await sync_to_async(system_prompt_render)(session=session, run=run, datasets=datasets)
+    if notice:
+        await db(services.step_create, run=run, kind=Step.Kind.NOTICE, content=notice)
+    session = await db(_session_with_project, run.session_id)
+    datasets = await db(selectors.datasets_for_session, session=session)
+    prompt = await db(system_prompt_render, session=session, run=run, datasets=datasets, notice=notice)
     key = model_key_resolve(run.model)
     base_model = model or model_build(key, datasets=[dataset_prompt_info(d) for d in datasets])
     retrying = RetryingModel(
@@ -376,6 +427,8 @@ async def _agent_execute_async(
         controller=controller,
         max_tool_calls=settings.AGENT_MAX_TOOL_CALLS,
         workspace=workspace,
+        db=db,
+        notice=notice,
     )
     agent = Agent(
         retrying,
@@ -395,9 +448,9 @@ async def _agent_execute_async(
             async for node in agent_run:
                 controller.check()
                 if Agent.is_call_tools_node(node):
-                    await _thoughts_save(run=run, response=node.model_response)
+                    await _thoughts_save(run=run, response=node.model_response, db=db)
         answer = str(agent_run.result.output).strip() if agent_run.result else ""
-        step = await sync_to_async(services.answer_step_create)(run=run, answer=answer, values=deps.values)
+        step = await db(services.answer_step_create, run=run, answer=answer, values=deps.values)
         outcome.status, outcome.answer = Run.Status.SUCCEEDED, step.content
     except StepBudgetExceeded:
         outcome.error = (
@@ -415,17 +468,18 @@ async def _agent_execute_async(
         outcome.error = model_error_message(exc, retrying.retries_done + 1)
     outcome.tokens_in, outcome.tokens_out, outcome.cost = _usage_and_cost(agent_run)
     outcome.tool_calls, outcome.timings = min(deps.tool_calls, deps.max_tool_calls), deps.timings
+    outcome.kernel_lost = deps.kernel_lost
     outcome.wall_seconds = time.perf_counter() - started
     return outcome
 
 
-async def _thoughts_save(*, run: Run, response: ModelResponse) -> None:
+async def _thoughts_save(*, run: Run, response: ModelResponse, db: DbCall) -> None:
     """Text the model writes next to tool calls is its reasoning; text without tool calls is the answer."""
     if not any(isinstance(p, ToolCallPart) for p in response.parts):
         return
     for part in response.parts:
         if isinstance(part, TextPart) and part.content.strip():
-            await sync_to_async(services.step_create)(run=run, kind=Step.Kind.THOUGHT, content=part.content.strip())
+            await db(services.step_create, run=run, kind=Step.Kind.THOUGHT, content=part.content.strip())
 
 
 def agent_execute(
@@ -436,7 +490,7 @@ def agent_execute(
     model: Model | None = None,
     workspace: str | None = None,
 ) -> AgentOutcome:
-    """Run the agent for ``run`` to an outcome. Never raises for model/tool/budget failures."""
-    return async_to_sync(_agent_execute_async)(
+    """Run the agent for ``run`` to an outcome from a plain thread. Never raises for model/tool/budget failures."""
+    return async_to_sync(agent_execute_async)(
         run=run, executor=executor, controller=controller, model=model, workspace=workspace
     )

@@ -112,6 +112,7 @@ def run_event(*, run_id: int) -> dict | None:
     run = Run.objects.select_related("session").filter(pk=run_id).first()
     if run is None:
         return None
+    selectors.run_queue_attach([run])
     last_step_pk = run.steps.order_by("-pk").values_list("pk", flat=True).first() or 0
     context = _run_context(run=run, session=run.session)
     return {
@@ -253,3 +254,26 @@ def run_push(*, run_id: int) -> None:
         wakeup.wake_send(json.dumps(event).encode())  # the web process's tailer forwards it (see step_push)
         return
     _group_send(event["session_id"], event)
+
+
+_queue_dirty = threading.Event()
+
+
+def queue_push() -> None:
+    """The queue moved (a claim, an end, a cancel): queued runs' positions are re-published soon.
+
+    Only marks it; the run worker publishes at most about once a second (``queue_flush``), so a burst of
+    claims costs one round of pushes, not one per claim and queued run.
+    """
+    _queue_dirty.set()
+
+
+def queue_flush() -> int:
+    """Publish the status (position, what it waits for) of every queued run if the queue moved."""
+    if not _queue_dirty.is_set():
+        return 0
+    _queue_dirty.clear()
+    ids = selectors.runs_queued_ids()
+    for run_id in ids:
+        run_push(run_id=run_id)
+    return len(ids)

@@ -1,0 +1,161 @@
+"""The run queue: per-user cap, kernel affinity in the claim, queue position and what a run waits for,
+the worker registry, and the reaper's handling of dead workers' runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from analysis import selectors, services
+from analysis.models import AnalysisSession, Run, Step, WorkerProcess
+from analysis.tests.factories import AnalysisSessionFactory, RunFactory, StepFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def live_worker():
+    return services.worker_register(worker_id="host:1:live", hostname="host", pid=1, concurrency=16)
+
+
+def _queued(session, **kwargs) -> Run:
+    return RunFactory(session=session, status=Run.Status.QUEUED, **kwargs)
+
+
+def _running(session, worker="host:1:live") -> Run:
+    return RunFactory(session=session, status=Run.Status.RUNNING, worker_id=worker, heartbeat_at=timezone.now())
+
+
+def test_a_user_at_the_cap_waits_while_another_users_run_is_claimed(project, alice, bob, settings, live_worker):
+    settings.RUN_MAX_ACTIVE_PER_USER = 2
+    for _ in range(2):
+        _running(AnalysisSessionFactory(project=project, user=alice))
+    alices_third = _queued(AnalysisSessionFactory(project=project, user=alice))
+    bobs = _queued(AnalysisSessionFactory(project=project, user=bob))
+
+    claimed = services.run_claim(worker_id="host:1:live")
+    again = services.run_claim(worker_id="host:1:live")
+
+    assert claimed.pk == bobs.pk
+    assert again is None  # alice's third question stays queued
+    alices_third.refresh_from_db()
+    assert alices_third.status == Run.Status.QUEUED
+    info = selectors.run_queue_info(run=alices_third)
+    assert info.waiting_for == "your other questions to finish"
+    assert info.text == "1st in the queue, waiting for your other questions to finish"
+
+
+def test_queued_runs_know_their_place_and_that_they_wait_for_a_free_worker(project, alice, bob, charlie, live_worker):
+    runs = [_queued(AnalysisSessionFactory(project=project, user=u)) for u in (alice, bob, charlie)]
+
+    infos = [selectors.run_queue_info(run=r) for r in runs]
+
+    assert [i.position for i in infos] == [1, 2, 3]
+    assert infos[1].text == "2nd in the queue, waiting for a free worker"
+
+
+def test_with_no_live_worker_a_queued_run_says_so(session, alice):
+    WorkerProcess.objects.create(
+        id="gone", hostname="h", pid=2, started_at=timezone.now(), heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    run = _queued(session)
+
+    assert selectors.run_queue_info(run=run).waiting_for == "a run worker to start (none is running)"
+
+
+def test_a_session_whose_kernel_lives_on_another_live_worker_is_left_to_it(session, alice, live_worker):
+    AnalysisSession.objects.filter(pk=session.pk).update(kernel_worker=live_worker.pk)
+    run = _queued(session)
+
+    assert services.run_claim(worker_id="host:2:other") is None
+    assert selectors.run_queue_info(run=run).waiting_for == "the worker that holds this session's variables"
+    assert services.run_claim(worker_id=live_worker.pk).pk == run.pk
+
+
+def test_a_session_whose_kernel_worker_died_is_taken_by_any_worker(session, alice, live_worker):
+    WorkerProcess.objects.filter(pk=live_worker.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    AnalysisSession.objects.filter(pk=session.pk).update(kernel_worker=live_worker.pk)
+    run = _queued(session)
+
+    assert services.run_claim(worker_id="host:2:other").pk == run.pk
+
+
+def test_the_run_detail_api_shows_queue_position_and_what_it_waits_for(session, alice, live_worker):
+    run = _queued(session)
+    client = APIClient()
+    client.force_authenticate(alice)
+
+    body = client.get(f"/api/v1/runs/{run.pk}/").json()
+
+    assert body["queue_position"] == 1
+    assert body["waiting_for"] == "a free worker"
+    assert body["queue_message"] == "1st in the queue, waiting for a free worker"
+
+
+def test_a_claimed_run_has_no_queue_position_in_the_api(session, alice, live_worker):
+    run = _running(session)
+    client = APIClient()
+    client.force_authenticate(alice)
+
+    body = client.get(f"/api/v1/runs/{run.pk}/").json()
+
+    assert body["queue_position"] is None and body["waiting_for"] is None
+
+
+def test_the_session_page_shows_where_a_queued_run_stands(client, session, alice, live_worker):
+    _queued(session)
+    client.force_login(alice)
+
+    html = client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode()
+
+    assert "1st in the queue, waiting for a free worker" in html
+
+
+def test_ordinals_read_naturally():
+    assert [selectors.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"
+    ]  # fmt: skip
+
+
+def test_the_reaper_finishes_a_run_whose_answer_was_saved_instead_of_failing_it(session, settings):
+    run = _running(session, worker="dead")
+    StepFactory(run=run, ordinal=1, kind=Step.Kind.ANSWER, content="42 widgets")
+    Run.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS + 1)
+    )
+
+    reaped = services.runs_reap_stale()
+
+    run.refresh_from_db()
+    assert reaped == [run.pk]
+    assert run.status == Run.Status.SUCCEEDED and run.answer == "42 widgets" and run.error == ""
+
+
+def test_one_heartbeat_refreshes_all_of_a_workers_runs_and_reports_cancels(project, alice, bob):
+    runs = [_running(AnalysisSessionFactory(project=project, user=u), worker="w") for u in (alice, bob)]
+    Run.objects.filter(pk__in=[r.pk for r in runs]).update(heartbeat_at=timezone.now() - timedelta(minutes=1))
+    Run.objects.filter(pk=runs[1].pk).update(cancel_requested=True)
+
+    cancels = services.runs_heartbeat(worker_id="w", run_ids=[r.pk for r in runs])
+
+    assert cancels == {runs[1].pk}
+    assert all(timezone.now() - r.heartbeat_at < timedelta(seconds=5) for r in Run.objects.filter(worker_id="w"))
+
+
+def test_the_worker_registry_reports_kernels_and_memory_and_a_clean_stop_frees_its_sessions(session):
+    services.worker_register(worker_id="h:9:x", hostname="h", pid=9, concurrency=16)
+    AnalysisSession.objects.filter(pk=session.pk).update(kernel_worker="h:9:x")
+
+    services.worker_heartbeat(worker_id="h:9:x", runs_active=3, kernels=5, kernel_pss_mb=812.34, worker_pss_mb=120)
+    row = WorkerProcess.objects.get(pk="h:9:x")
+    services.worker_unregister(worker_id="h:9:x")
+
+    assert (row.runs_active, row.kernels, row.kernel_pss_mb) == (3, 5, 812.3)
+    session.refresh_from_db()
+    assert session.kernel_worker == ""
+    assert session.kernel_lost_reason == "the worker holding them was restarted"
+    assert not WorkerProcess.objects.exists()
