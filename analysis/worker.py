@@ -337,12 +337,28 @@ class Worker:
     def run_forever(self, *, once: bool = False) -> int:
         """Process runs until stopped (or, with ``once``, until nothing claimable is left). Returns runs done."""
         self._inline_db = connection.in_atomic_block
+        self.fork_server_ensure()
         return async_to_sync(self.serve)(once=once)
 
     def process(self, run: Run) -> AgentOutcome:
         """Drive one already-claimed run to its end (tests and benchmarks)."""
         self._inline_db = connection.in_atomic_block
+        self.fork_server_ensure()
         return async_to_sync(self.drive)(run)
+
+    def fork_server_ensure(self) -> None:
+        """Start the sandbox's fork server from this (long-lived) thread.
+
+        The fork server dies with the *thread* that started it (PR_SET_PDEATHSIG), so it must not be started
+        lazily by a kernel call in a pool thread: that thread's exit would kill every kernel with it.
+        """
+        if self.executor_factory is sandbox_factory:
+            from analysis.sandbox import default_server
+
+            try:
+                default_server()
+            except Exception as exc:  # the first run reports it readably
+                logger.warning("The sandbox fork server did not start: %s", exc)
 
     def warm_up(self) -> None:
         """Pay the first question's one-time costs at start: the fork server (library imports, a spare kernel),
@@ -553,6 +569,7 @@ class Worker:
         )
         entry: KernelEntry | None = None
         try:
+            self.fork_server_ensure()  # on the loop's thread, which lives as long as the worker (after a crash)
             project_id = await self.db_steps(_project_id_of, run_id=run.pk)
             workspace = await self.db_steps(workspace_prepare, session_id=run.session_id, project_id=project_id)
             entry, notice = await self._kernel_acquire(run=run, workspace=workspace)

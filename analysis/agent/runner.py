@@ -71,10 +71,14 @@ class RunController:
     executor: Executor | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _task: asyncio.Task | None = None
+    executing: bool = False  # a kernel call is in flight (see ``stop``)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stop(self, reason: str) -> None:
-        """Stop now: kill the sandbox execution and cancel the pending model call. Thread-safe, idempotent."""
+        """Stop now: kill the sandbox execution or cancel the pending model call. Thread-safe, idempotent.
+
+        While code executes, the task is not cancelled: ``_execute`` keeps killing the kernel until the call
+        returns (a kernel still starting has nothing to kill yet), so no execution outlives its run."""
         with self._lock:
             if self.reason is not None:
                 return
@@ -82,7 +86,7 @@ class RunController:
         if self.executor is not None:
             with contextlib.suppress(Exception):  # the execution may have just ended
                 self.executor.cancel()
-        if self._loop is not None and self._task is not None:
+        if self._loop is not None and self._task is not None and not self.executing:
             self._loop.call_soon_threadsafe(self._task.cancel)
 
     def check(self) -> None:
@@ -324,13 +328,17 @@ async def _execute(deps: AgentDeps, code: str) -> Any:
     A stop that lands while the kernel is still starting finds nothing to kill, so it is repeated until the
     execution returns."""
     execution = asyncio.ensure_future(asyncio.to_thread(deps.executor.run, code))
-    while True:
-        done, _ = await asyncio.wait({execution}, timeout=0.25)
-        if done:
-            return execution.result()
-        if deps.controller.reason is not None:
-            with contextlib.suppress(Exception):
-                deps.executor.cancel()
+    deps.controller.executing = True
+    try:
+        while True:
+            done, _ = await asyncio.wait({execution}, timeout=0.25)
+            if done:
+                return execution.result()
+            if deps.controller.reason is not None:
+                with contextlib.suppress(Exception):
+                    deps.executor.cancel()
+    finally:
+        deps.controller.executing = False
 
 
 async def run_python(ctx: RunContext[AgentDeps], code: str) -> str:
