@@ -1,0 +1,468 @@
+"""Many people at once: N sessions x 3 questions on web processes and run workers (real processes, loopback).
+
+Each session is its own user. Its first question sets variables, the second and third use them (so a question
+that ran away from its kernel shows as "state lost"). A scripted OpenAI-compatible model on loopback answers
+every call after ``--delay`` seconds (2 s, as a real model would take), so time to answer minus the model's
+own time is what the platform adds: queueing, claims, kernels, saving, streaming. Every session has one
+websocket follower and every run one SSE follower; neither reconnects, so a dropped or repeated step counts.
+
+    # PostgreSQL + Redis, 2 web + 2 workers, 50 sessions (use your own database and Redis db):
+    BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/ca_me_load REDIS_URL=redis://127.0.0.1:6379/4 \\
+        flock /tmp/cpu.lock .venv/bin/python bench/load.py
+    # Embedded (`make run` defaults: SQLite, in-memory layer, one web + one worker): 10 at once vs one alone
+    flock /tmp/cpu.lock .venv/bin/python bench/load.py --embedded
+
+Prints runs per minute, p50/p99 of (time to answer - model time), errors, state lost, steps lost / duplicated /
+out of order per follower kind, and the PSS of each worker and of its kernels, each against its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.streaming import free_port, ws_connect, ws_recv  # noqa: E402
+
+TARGET_P99_OVERHEAD_S = 1.0
+TARGET_EMBEDDED_RATIO = 1.5
+TAG = re.compile(r"\[(s\d+ q\d+)\]")
+
+
+# --- the scripted model --------------------------------------------------------------------------
+
+
+class Model:
+    """Runs the code after ``run:`` in the question, then answers with the tool's output; ``delay`` per call."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.seconds: dict[str, float] = defaultdict(float)  # question tag -> the model's own time
+        self.lock = threading.Lock()
+
+    def __call__(self, body: dict) -> dict:
+        from analysis.tests.llm_server import text_reply, tool_reply
+
+        started = time.monotonic()
+        messages = body["messages"]
+        question = next(_text(m) for m in reversed(messages) if m["role"] == "user")
+        time.sleep(self.delay)
+        tag = TAG.search(question)
+        with self.lock:
+            self.seconds[tag.group(1) if tag else "?"] += time.monotonic() - started
+        if messages[-1]["role"] == "tool":
+            return text_reply("RESULT " + _text(messages[-1])[-300:])
+        return tool_reply(question.split("run:", 1)[1].strip())
+
+
+def _text(message: dict) -> str:
+    content = message.get("content") or ""
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+
+
+QUESTIONS = [
+    ("v = {n}\nw = v * 2\nfinal_result = v", "{n}"),
+    ("w = w + v\nfinal_result = w", "{w}"),
+    ("final_result = v + w", "{t}"),
+]
+
+
+def expected(n: int, q: int) -> str:
+    return QUESTIONS[q][1].format(n=n, w=3 * n, t=4 * n)
+
+
+# --- minimal HTTP (stdlib asyncio) ---------------------------------------------------------------
+
+
+async def http_post_json(port: int, path: str, token: str, payload: dict) -> tuple[int, dict]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = json.dumps(payload).encode()
+    writer.write(
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        + body
+    )
+    raw = await reader.read()
+    writer.close()
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if b"chunked" in head.lower():
+        rest = _dechunk(rest)
+    return status, json.loads(rest or b"{}")
+
+
+def _dechunk(data: bytes) -> bytes:
+    out, i = b"", 0
+    while i < len(data):
+        end = data.index(b"\r\n", i)
+        size = int(data[i:end].split(b";")[0], 16)
+        if size == 0:
+            break
+        out += data[end + 2 : end + 2 + size]
+        i = end + 2 + size + 2
+    return out
+
+
+async def sse_follow(port: int, run_id: int, token: str, record: list, done: asyncio.Future) -> None:
+    """One SSE connection for a run, never reconnected: records (ordinal) per step event, resolves ``done``."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"GET /api/v1/runs/{run_id}/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+        ).encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    chunked = b"chunked" in head.lower()
+    buffer = b""
+    try:
+        while not done.done():
+            if chunked:
+                size = int((await reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    break
+                buffer += await reader.readexactly(size + 2)
+            else:
+                piece = await reader.read(65536)
+                if not piece:
+                    break
+                buffer += piece
+            while b"\n\n" in buffer:
+                event, buffer = buffer.split(b"\n\n", 1)
+                fields = dict(
+                    line.split(": ", 1) for line in event.decode().splitlines() if ": " in line and line[0] != ":"
+                )
+                if fields.get("event") == "step":
+                    record.append(int(fields["id"]))
+                elif fields.get("event") == "done" and not done.done():
+                    done.set_result((time.monotonic(), json.loads(fields["data"])))
+    finally:
+        writer.close()
+        if not done.done():
+            done.set_result((time.monotonic(), {"status": "stream-ended", "answer": "", "error": "SSE closed"}))
+
+
+async def ws_follow(port: int, session_id: int, cookie: str, record: list, stop: asyncio.Event) -> None:
+    """One websocket per session for all its questions, never reconnected: records step pks as they arrive."""
+    reader, writer = await ws_connect("127.0.0.1", port, f"/ws/sessions/{session_id}/?after=0", cookie)
+    try:
+        while not stop.is_set():
+            try:
+                message = await asyncio.wait_for(ws_recv(reader), timeout=0.5)
+            except TimeoutError:
+                continue
+            if message is None:
+                record.append(-1)  # closed by the server
+                return
+            record.extend(int(pk) for pk in re.findall(r'data-step-pk="(\d+)"', message))
+    finally:
+        writer.close()
+
+
+# --- the deployment --------------------------------------------------------------------------------
+
+
+def setup(tmp: Path, *, embedded: bool) -> dict:
+    url = f"sqlite:///{tmp / 'load.sqlite3'}" if embedded else os.environ["BENCH_DATABASE_URL"]
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DJANGO_SETTINGS_MODULE": "codingagent.settings",
+        "DATA_DIR": str(tmp),
+        "DATABASE_URL": url,
+        "OPENROUTER_API_KEY": "",
+        "LLM_MODEL": "load-model",
+        "LOG_LEVEL": "WARNING",
+        "SANDBOX_ALLOW_WEAK": os.environ.get("SANDBOX_ALLOW_WEAK", "0"),
+    }
+    if embedded:
+        env.pop("REDIS_URL", None)
+    elif not env.get("REDIS_URL"):
+        raise SystemExit("set REDIS_URL (your own Redis db) and BENCH_DATABASE_URL, or use --embedded")
+    if not embedded:
+        _database_recreate(url)
+        import redis
+
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # the bench's own Redis db only
+    os.environ.clear()
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return env
+
+
+def _database_recreate(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def people(n: int) -> list[dict]:
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts.models import User
+    from accounts.services import auth_tokens_issue
+    from analysis.models import AnalysisSession
+    from projects.services import project_create
+
+    out = []
+    for i in range(n):
+        user = User.objects.create_user(f"load{i}@example.com", "load-password-1")
+        project = project_create(owner=user, name=f"Load {i}")
+        session = AnalysisSession.objects.create(project=project, user=user, title=f"S{i}", model="")
+        store = SessionStore()
+        store[SESSION_KEY], store[BACKEND_SESSION_KEY] = str(user.pk), settings.AUTHENTICATION_BACKENDS[0]
+        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        store.create()
+        out.append(
+            {
+                "n": i + 1,
+                "session": session.pk,
+                "cookie": store.session_key,
+                "token": auth_tokens_issue(user=user)["access"],
+            }
+        )
+    return out
+
+
+def start(env: dict, *, webs: int, workers: int, log_dir: Path) -> tuple[list[int], list[subprocess.Popen], list]:
+    ports, procs = [], []
+    for i in range(webs):
+        port = free_port()
+        ports.append(port)
+        log = (log_dir / f"web{i}.log").open("w")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "codingagent.asgi:application"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        )  # fmt: skip
+    worker_procs = []
+    for i in range(workers):
+        log = (log_dir / f"worker{i}.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "run_worker"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        procs.append(proc)
+        worker_procs.append((proc, log_dir / f"worker{i}.log"))
+    import socket
+
+    for port in ports:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+    for _proc, log in worker_procs:  # warmed up and claiming
+        for _ in range(1800):
+            if "started (concurrency" in log.read_text():
+                break
+            time.sleep(0.1)
+    return ports, procs, worker_procs
+
+
+# --- one load ------------------------------------------------------------------------------------
+
+
+async def session_flow(person: dict, ports: list[int], questions: int, model: Model, results: list) -> None:
+    port = ports[person["n"] % len(ports)]
+    ws_record: list[int] = []
+    stop = asyncio.Event()
+    follower = asyncio.create_task(
+        ws_follow(ports[(person["n"] + 1) % len(ports)], person["session"], person["cookie"], ws_record, stop)
+    )
+    await asyncio.sleep(0.2)
+    for q in range(questions):
+        tag = f"s{person['n']} q{q + 1}"
+        code = QUESTIONS[q][0].format(n=person["n"])
+        asked = time.monotonic()
+        status, body = await http_post_json(
+            port, f"/api/v1/sessions/{person['session']}/query", person["token"], {"question": f"[{tag}] run: {code}"}
+        )
+        if status != 202:
+            results.append({"tag": tag, "error": f"HTTP {status}: {body}", "ws": ws_record, "sse": []})
+            continue
+        sse_record: list[int] = []
+        done: asyncio.Future = asyncio.get_running_loop().create_future()
+        sse = asyncio.create_task(sse_follow(port, body["run_id"], person["token"], sse_record, done))
+        answered, final = await asyncio.wait_for(done, timeout=600)
+        sse.cancel()
+        results.append(
+            {
+                "tag": tag,
+                "n": person["n"],
+                "q": q,
+                "run": body["run_id"],
+                "session": person["session"],
+                "seconds": answered - asked,
+                "final": final,
+                "sse": sse_record,
+                "asked": asked,
+                "answered": answered,
+            }
+        )
+    await asyncio.sleep(1.0)  # the last steps' pushes
+    stop.set()
+    await follower
+    results.append({"ws_session": person["session"], "ws": ws_record})
+
+
+def check_streams(results: list) -> dict:
+    from analysis.models import Step
+
+    runs = [r for r in results if "run" in r]
+    steps = defaultdict(list)
+    for run_id, pk, ordinal in (
+        Step.objects.filter(run_id__in=[r["run"] for r in runs])
+        .values_list("run_id", "pk", "ordinal")
+        .order_by("run_id", "ordinal")
+    ):
+        steps[run_id].append((pk, ordinal))
+    report = {"sse": [0, 0, 0], "ws": [0, 0, 0], "ws_closed": 0}
+    for r in runs:
+        ordinals = [o for _pk, o in steps[r["run"]]]
+        got = r["sse"]
+        report["sse"][0] += len(set(ordinals) - set(got))
+        report["sse"][1] += len(got) - len(set(got))
+        report["sse"][2] += sum(1 for a, b in zip(got, got[1:], strict=False) if b <= a)
+    by_session = defaultdict(list)
+    for r in runs:
+        by_session[r["session"]].extend(pk for pk, _o in steps[r["run"]])
+    for r in results:
+        if "ws_session" not in r:
+            continue
+        got = [pk for pk in r["ws"] if pk >= 0]
+        report["ws_closed"] += int(-1 in r["ws"])
+        wanted = by_session[r["ws_session"]]
+        report["ws"][0] += len(set(wanted) - set(got))
+        report["ws"][1] += len(got) - len(set(got))
+        report["ws"][2] += sum(1 for a, b in zip(got, got[1:], strict=False) if b <= a)
+    return report
+
+
+def memory_report() -> list[str]:
+    from analysis.models import WorkerProcess
+
+    return [
+        f"    worker {w.id}: worker PSS {w.worker_pss_mb:.0f} MB, {w.kernels} kernels PSS {w.kernel_pss_mb:.0f} MB"
+        f" ({w.kernel_pss_mb / max(1, w.kernels):.0f} MB/kernel incl. fork server)"
+        for w in WorkerProcess.objects.all()
+    ]
+
+
+def pct(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100)[p - 1] if len(values) >= 2 else (values[0] if values else 0.0)
+
+
+async def load(people_: list[dict], ports: list[int], questions: int, model: Model) -> tuple[list, float]:
+    results: list = []
+    started = time.monotonic()
+    await asyncio.gather(*(session_flow(p, ports, questions, model, results) for p in people_))
+    return results, time.monotonic() - started
+
+
+def summarize(label: str, results: list, wall: float, model: Model) -> list[float]:
+    runs = [r for r in results if "run" in r]
+    errors = [r for r in results if "error" in r] + [r for r in runs if r["final"].get("status") != "succeeded"]
+    lost_state = [
+        r
+        for r in runs
+        if r["q"] > 0 and f"final_result (json): {expected(r['n'], r['q'])}" not in r["final"].get("answer", "")
+    ]
+    overheads = [r["seconds"] - model.seconds[r["tag"]] for r in runs]
+    streams = check_streams(results)
+    print(f"  {label}: {len(runs)} runs in {wall:.1f} s = {len(runs) / wall * 60:.1f} runs/min")
+    if overheads:
+        p50, p99 = statistics.median(overheads), pct(overheads, 99)
+        print(
+            f"    time to answer minus model time: p50 {p50:.2f} s, p99 {p99:.2f} s "
+            f"(target p99 <= {TARGET_P99_OVERHEAD_S:.1f} s, ratio {p99 / TARGET_P99_OVERHEAD_S:.2f})"
+        )
+    print(f"    errors {len(errors)}, state lost {len(lost_state)} (target 0)")
+    for kind in ("ws", "sse"):
+        lost, dup, order = streams[kind]
+        print(f"    {kind:>3} followers: steps lost {lost}, duplicated {dup}, out of order {order} (target 0)")
+    if streams["ws_closed"]:
+        print(f"    websockets closed by the server: {streams['ws_closed']}")
+    for line in memory_report():
+        print(line)
+    for r in (errors + lost_state)[:5]:
+        print(
+            "    e.g.", r.get("tag"), (r.get("error") or r["final"].get("error") or r["final"].get("answer", ""))[:300]
+        )
+    return [r["seconds"] for r in runs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--questions", type=int, default=3)
+    parser.add_argument("--delay", type=float, default=2.0, help="seconds the model takes per call")
+    parser.add_argument("--webs", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--embedded", action="store_true", help="make run defaults: SQLite, 1 web, 1 worker, 10 people")
+    args = parser.parse_args()
+    if args.embedded:
+        args.webs, args.workers = 1, 1
+    tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    model = Model(args.delay)
+    from analysis.tests.llm_server import LoopbackLLM
+
+    with LoopbackLLM(responder=model) as llm:
+        os.environ["LLM_BASE_URL"] = llm.base_url
+        env = setup(tmp, embedded=args.embedded)
+        ports, procs, _workers = start(env, webs=args.webs, workers=args.workers, log_dir=tmp)
+        mode = "embedded (SQLite, in-memory layer)" if args.embedded else "PostgreSQL + Redis"
+        print(f"load bench: {mode}, {args.webs} web + {args.workers} worker process(es), model {args.delay:g} s/call")
+        try:
+            if args.embedded:
+                lone, _wall = asyncio.run(load(people(1), ports, 1, model))
+                alone = [r["seconds"] for r in lone if "run" in r][0]
+                print(f"  a lone question: {alone:.2f} s")
+                crowd_results, wall = asyncio.run(load(people(10), ports, 1, model))
+                crowd = summarize("10 people asking at once", crowd_results, wall, model)
+                print(
+                    f"    slowest of 10 {max(crowd):.2f} s, median {statistics.median(crowd):.2f} s vs alone {alone:.2f} s: "
+                    f"ratio {max(crowd) / alone:.2f} (target <= {TARGET_EMBEDDED_RATIO})"
+                )
+            else:
+                results, wall = asyncio.run(load(people(args.sessions), ports, args.questions, model))
+                summarize(f"{args.sessions} sessions x {args.questions} questions", results, wall, model)
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    print(f"  (logs in {tmp})")
+
+
+if __name__ == "__main__":
+    main()
