@@ -40,6 +40,7 @@ class _Mount:
     disk_mb: int
     under_fd: int  # the directory on disk, reachable through this fd while the tmpfs covers it
     adopted: bool  # left mounted by an earlier process (killed before it could write the files back)
+    shared: bool = False  # mounted by another live process on the same workspace: used, never unmounted
     users: int = 0
 
 
@@ -103,26 +104,63 @@ def _empty(dir_fd: int) -> None:
             os.unlink(entry.name, dir_fd=dir_fd)
 
 
-def _is_quota_mount(path: str) -> bool:
+_SOURCE = "sandbox-workspace"  # the tmpfs source name, followed by "-<pid>-<start time>" of the owner
+
+
+def _owner_tag(pid: int) -> str | None:
+    """pid plus its start time (so a reused pid does not look alive), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f"{pid}-{f.read().rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
+        return None
+
+
+def _quota_mounts() -> dict[str, str]:
+    """Mount point -> tmpfs source of every workspace quota mount visible here (the last one per path)."""
     try:
         with open("/proc/self/mountinfo") as f:
             lines = f.read().splitlines()
     except OSError:
-        return False
-    for line in reversed(lines):  # the last mount on a path is the visible one
-        fields = line.split(" - ")
-        mount_point = fields[0].split()[4].replace("\\040", " ")
-        if mount_point == path:
-            return len(fields) > 1 and fields[1].split()[:2] == ["tmpfs", "sandbox-workspace"]
-    return False
+        return {}
+    found = {}
+    for line in lines:
+        head, _, tail = line.partition(" - ")
+        fstype, source = (tail.split() + ["", ""])[:2]
+        mount_point = head.split()[4].replace("\\040", " ")
+        if fstype == "tmpfs" and source.startswith(_SOURCE):
+            found[mount_point] = source
+        else:
+            found.pop(mount_point, None)
+    return found
+
+
+def _is_quota_mount(path: str) -> bool:
+    return path in _quota_mounts()
 
 
 def _mount_tmpfs(workspace: str, disk_mb: int) -> None:
     options = f"size={disk_mb}m,nr_inodes={disk_mb * FILES_PER_MB},mode=0777".encode()
     flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-    if _libc.mount(b"sandbox-workspace", os.fsencode(workspace), b"tmpfs", flags, options) != 0:
+    source = f"{_SOURCE}-{_owner_tag(os.getpid())}".encode()
+    if _libc.mount(source, os.fsencode(workspace), b"tmpfs", flags, options) != 0:
         e = ctypes.get_errno()
         raise QuotaError(e, f"mount tmpfs on {workspace}: {os.strerror(e)}")
+
+
+def recover_orphans() -> list[str]:
+    """Write back and unmount every workspace quota whose owning process is gone (killed before it
+    could), wherever it is; run on each acquire, so no mount outlives its process for long."""
+    recovered = []
+    for path, source in _quota_mounts().items():
+        tag = source[len(_SOURCE) + 1 :]
+        pid = tag.split("-", 1)[0]
+        if path in _mounts or not pid.isdigit() or _owner_tag(int(pid)) == tag:
+            continue  # ours, or an owner still alive
+        with contextlib.suppress(OSError):
+            _recover(path)
+            recovered.append(path)
+    return recovered
 
 
 def acquire(workspace: str, disk_mb: int) -> dict:
@@ -133,6 +171,7 @@ def acquire(workspace: str, disk_mb: int) -> dict:
     if os.geteuid() != 0:
         return {"name": name, "active": False, "detail": f"not started as root (uid {os.geteuid()}): cannot mount"}
     with _lock:
+        recover_orphans()
         current = _mounts.get(workspace)
         if current is None:
             try:
@@ -142,6 +181,8 @@ def acquire(workspace: str, disk_mb: int) -> dict:
             _mounts[workspace] = current
         current.users += 1
     how = "copied back to disk when the sandbox closes"
+    if current.shared:
+        how = "shared with the live process that mounted it"
     if current.adopted:
         how += " (a mount left by a killed process was adopted: its files were written back first)"
     detail = (
@@ -175,6 +216,10 @@ def _recover(workspace: str) -> None:
 def _mount(workspace: str, disk_mb: int) -> _Mount:
     adopted = os.path.ismount(workspace)
     if adopted:
+        source = _quota_mounts().get(workspace, "")
+        tag = source[len(_SOURCE) + 1 :]
+        if tag and tag.split("-", 1)[0].isdigit() and _owner_tag(int(tag.split("-", 1)[0])) == tag:
+            return _Mount(workspace, disk_mb, -1, adopted=False, shared=True)
         _recover(workspace)
     under_fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
@@ -216,6 +261,8 @@ def release(workspace: str) -> None:
 
 def _write_back(current: _Mount) -> None:
     workspace = current.workspace
+    if current.shared:
+        return  # its owner writes it back
     try:
         top = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
@@ -238,7 +285,8 @@ def _release_all() -> None:
     for current in pending:
         with contextlib.suppress(OSError):  # e.g. the directory was deleted meanwhile: unmounted below all the same
             _write_back(current)
-        _libc.umount2(os.fsencode(current.workspace), _MNT_DETACH)
+        if not current.shared:
+            _libc.umount2(os.fsencode(current.workspace), _MNT_DETACH)
 
 
 def usage(workspace: str) -> tuple[int, int]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -36,16 +38,25 @@ def test_a_process_that_exits_with_a_sandbox_open_leaves_no_mount_and_keeps_the_
         assert f.read() == "a\n1\n"
 
 
-def test_a_mount_left_by_a_killed_process_is_adopted_and_written_back(forkserver, workspace):
+def test_a_mount_left_by_a_killed_process_is_written_back_by_the_next_sandbox_anywhere(forkserver, workspace):
     _child(workspace, "killed")
     assert os.path.ismount(workspace)
+    elsewhere = tempfile.mkdtemp(prefix="sandbox-quota-other-")
 
-    with Sandbox(workspace, Limits(timeout=10, disk_mb=16), server=forkserver) as sb:
-        result = sb.run("open('out.csv').read()")
-        quota = next(layer for layer in sb.layers if layer["name"] == "disk_quota")
+    with Sandbox(elsewhere, Limits(timeout=10, disk_mb=16), server=forkserver) as sb:
+        assert sb.run("1").ok
+    shutil.rmtree(elsewhere)
 
-    assert result.display == repr("a\n1\n")
-    assert "adopted" in quota["detail"]
     assert not os.path.ismount(workspace)
     with open(os.path.join(workspace, "out.csv")) as f:
         assert f.read() == "a\n1\n"
+
+
+def test_a_sandbox_on_a_killed_process_workspace_sees_its_files(forkserver, workspace):
+    _child(workspace, "killed")
+
+    with Sandbox(workspace, Limits(timeout=10, disk_mb=16), server=forkserver) as sb:
+        result = sb.run("open('out.csv').read()")
+
+    assert result.display == repr("a\n1\n")
+    assert not os.path.ismount(workspace)
