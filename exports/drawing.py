@@ -14,6 +14,7 @@ kept for the next chart, so a PDF export of 50 undrawn charts pays for one start
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import resource
@@ -80,7 +81,9 @@ def _cpu_budget(seconds: float) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     used = int(usage.ru_utime + usage.ru_stime)
     soft = used + max(1, round(seconds))
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 5))
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    # Only the soft limit moves (SIGXCPU ends the helper): raising a hard limit needs a privilege it may lack.
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 
 def _draw(header: dict[str, Any], raw: bytes) -> bytes:
@@ -111,7 +114,8 @@ def helper_main(fd: int, memory_mb: int) -> None:
             header, raw = _recv(sock, max_bytes=MAX_FIGURE_BYTES, deadline=None)
         except protocol.ProtocolError:
             return  # the parent went away
-        _cpu_budget(float(header.get("cpu_seconds") or 10))
+        with contextlib.suppress(ValueError, OSError, TypeError):  # the parent's wall-clock guard still holds
+            _cpu_budget(float(header.get("cpu_seconds") or 10))
         try:
             _send(sock, {"ok": True}, _draw(header, raw))
         except MemoryError:

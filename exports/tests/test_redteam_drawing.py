@@ -159,3 +159,20 @@ def test_the_page_says_when_a_charts_static_image_is_a_placeholder(drawer, clien
 
     assert page.status_code == 200
     assert "static image of this chart could not be drawn" in page.content.decode()
+
+
+def test_a_helper_draws_chart_after_chart_without_losing_its_cpu_allowance():
+    drawer_ = ChartDrawer(cpu_seconds=2, processes=1)
+    try:
+        for n in range(3):
+            drawer_.draw(json.dumps({"data": [{"type": "bar", "x": ["a"], "y": [n]}]}).encode())
+        (helper,) = drawer_._idle
+        with open(f"/proc/{helper.proc.pid}/limits") as fh:
+            cpu = next(line for line in fh if line.startswith("Max cpu time")).split()
+    finally:
+        drawer_.close()
+
+    # Each chart moves only the soft limit; a hard limit lowered once could never be raised again, and every
+    # helper then died a few charts later.
+    assert cpu[4] == "unlimited"
+    assert cpu[3] != "unlimited"
