@@ -67,7 +67,8 @@ def demo_sales(project, alice):
 def test_the_docs_list_every_intent_of_the_table_with_examples():
     from analysis.agent.offline.intents import INTENTS
 
-    assert {name for name, _ in INTENT_EXAMPLES} == {intent.name for intent in INTENTS}
+    documented = list(dict.fromkeys(name for name, _ in INTENT_EXAMPLES))
+    assert documented == [intent.name for intent in INTENTS]  # in the table's order: the first that applies wins
     assert len(INTENT_EXAMPLES) >= 50 and len(FOLLOW_UPS) >= 5 and len(REFUSALS) >= 10
 
 
