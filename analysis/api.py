@@ -199,6 +199,8 @@ class SessionQueryApi(APIView):
         except services.SessionBusy as exc:
             body = {"detail": str(exc), "active_run_id": exc.run.pk if exc.run else None}
             return Response(body, status=status.HTTP_409_CONFLICT)
+        except services.RunQueueUnserved as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"run_id": run.pk, "status": run.status}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -249,3 +249,45 @@ def runs_queued_ids(*, limit: int = 200) -> list[int]:
     return list(
         Run.objects.filter(status=Run.Status.QUEUED).order_by("created_at", "pk").values_list("pk", flat=True)[:limit]
     )
+
+
+def run_workers_report(*, with_processes: bool = False) -> dict:
+    """What /healthz says about the run workers: how many are alive by heartbeat, the queue (count and the
+    oldest queued run's age), their kernels and memory; each process too when ``with_processes``."""
+    now = timezone.now()
+    alive = list(workers_alive_qs().order_by("started_at", "pk"))
+    queued = Run.objects.filter(status=Run.Status.QUEUED)
+    oldest = queued.order_by("created_at").values_list("created_at", flat=True).first()
+    report = {
+        "alive": len(alive),
+        "runs_queued": queued.count(),
+        "runs_running": Run.objects.filter(status=Run.Status.RUNNING).count(),
+        "oldest_queued_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+        "runs_active_capacity": sum(w.concurrency for w in alive),
+        "kernels": sum(w.kernels for w in alive),
+        "kernel_pss_mb": round(sum(w.kernel_pss_mb for w in alive), 1),
+    }
+    if with_processes:
+        report["processes"] = [
+            {
+                "id": w.pk,
+                "hostname": w.hostname,
+                "pid": w.pid,
+                "started_at": w.started_at.isoformat(),
+                "heartbeat_age_seconds": round((now - w.heartbeat_at).total_seconds(), 1),
+                "runs_active": w.runs_active,
+                "concurrency": w.concurrency,
+                "kernels": w.kernels,
+                "kernel_pss_mb": w.kernel_pss_mb,
+                "worker_pss_mb": w.worker_pss_mb,
+            }
+            for w in alive
+        ]
+    return report
+
+
+def run_queue_unserved() -> bool:
+    """True when run workers registered but none is alive now (killed, or their machine lost): a question queued
+    now would wait for nobody. Before any worker registered (a fresh install starting up), or after every worker
+    stopped cleanly (their rows are gone), questions queue as usual and the page says what they wait for."""
+    return WorkerProcess.objects.exists() and not workers_alive_qs().exists()

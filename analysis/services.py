@@ -52,6 +52,16 @@ class SessionBusy(Exception):
         super().__init__("A question is already being answered in this session. Wait for it to finish or stop it.")
 
 
+class RunQueueUnserved(Exception):
+    """The run workers died (registered, none alive): a question queued now would wait for nobody."""
+
+    def __init__(self):
+        super().__init__(
+            "No run worker is running right now, so nobody could answer this question; it was not queued. "
+            "Try again in a minute, or ask an administrator to start a run worker."
+        )
+
+
 # --- sessions --------------------------------------------------------------------------------------
 
 
@@ -115,6 +125,8 @@ def run_start(*, session: AnalysisSession, user, question: str) -> Run:
     active = Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()
     if active is not None:
         raise SessionBusy(active)
+    if selectors.run_queue_unserved():
+        raise RunQueueUnserved()
     try:
         with transaction.atomic():
             run = Run.objects.create(session=session, user=user, question=question, model=session.model)

@@ -124,6 +124,8 @@ def run_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
             draft = ""
         except services.SessionBusy as exc:
             error, active = str(exc), exc.run
+        except services.RunQueueUnserved as exc:  # the question stays in the composer
+            error = str(exc)
         except ValidationError as exc:
             error = " ".join(exc.messages)
     else:

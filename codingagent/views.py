@@ -43,9 +43,43 @@ def _check_storage() -> None:
 CHECKS = {"database": _check_database, "channel_layer": _check_channel_layer, "storage": _check_storage}
 
 
+def _workers(request: HttpRequest, status: dict[str, str]) -> dict | None:
+    """The run workers' report (None while the database is down); fails only when runs wait for nobody."""
+    if status["database"] != "ok":
+        status["workers"] = "unknown: the database is unavailable"
+        return None
+    from analysis import selectors  # (no app import at module level: this module serves the URLconf root)
+
+    try:
+        report = selectors.run_workers_report(with_processes=_is_staff(request))
+    except Exception as exc:  # reported by name, never raised
+        status["workers"] = f"error: {type(exc).__name__}: {exc}"[:300]
+        return None
+    if report["runs_queued"] and not report["alive"]:
+        status["workers"] = (
+            f"error: {report['runs_queued']} run(s) queued and no run worker is alive "
+            f"(the oldest has waited {report['oldest_queued_seconds']:.0f} s)"
+        )
+    else:
+        status["workers"] = "ok"
+    return report
+
+
+def _is_staff(request: HttpRequest) -> bool:
+    try:
+        return bool(request.user.is_staff)
+    except Exception:  # no session store reachable: the public report is enough
+        return False
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """The database, channel layer and storage, then the run workers: alive by heartbeat, the queue, kernels.
+
+    503 when a part fails, or when runs are queued and no worker is alive to take them. Staff also see each
+    worker process.
+    """
     status: dict[str, str] = {}
     for name, check in CHECKS.items():
         try:
@@ -53,8 +87,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
             status[name] = "ok"
         except Exception as exc:  # any failure is reported by name, never raised
             status[name] = f"error: {type(exc).__name__}: {exc}"[:300]
-    failing = [name for name, value in status.items() if value != "ok"]
-    body = {"status": "ok" if not failing else "fail", "checks": status, "failing": failing}
+    workers = _workers(request, status)
+    failing = [name for name, value in status.items() if value.startswith("error")]
+    body = {"status": "ok" if not failing else "fail", "checks": status, "failing": failing, "workers": workers}
     return JsonResponse(body, status=503 if failing else 200)
 
 

@@ -1,8 +1,14 @@
 """/healthz answers 200 when every part works and 503 naming the part that really fails."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from analysis import services
+from analysis.models import Run, WorkerProcess
+from analysis.tests.factories import RunFactory
 from codingagent.tests.support import free_port
 
 pytestmark = pytest.mark.django_db
@@ -16,12 +22,11 @@ def _closed_loopback_url() -> str:
 def test_healthz_reports_database_channel_layer_and_storage_ok(client):
     response = client.get(reverse("healthz"))
 
+    body = response.json()
     assert response.status_code == 200
-    assert response.json() == {
-        "status": "ok",
-        "checks": {"database": "ok", "channel_layer": "ok", "storage": "ok"},
-        "failing": [],
-    }
+    assert body["status"] == "ok"
+    assert body["checks"] == {"database": "ok", "channel_layer": "ok", "storage": "ok", "workers": "ok"}
+    assert body["failing"] == []
 
 
 def test_healthz_needs_no_login_and_is_never_cached(client):
@@ -100,3 +105,63 @@ def test_healthz_answers_503_naming_the_channel_layer_when_redis_is_down(client,
     assert response.status_code == 503
     assert body["failing"] == ["channel_layer"]
     assert body["checks"]["storage"] == "ok"
+
+
+def _worker(worker_id: str, *, silent_for: float = 0.0, kernels: int = 0, kernel_pss_mb: float = 0.0) -> None:
+    services.worker_register(worker_id=worker_id, hostname="host-a", pid=4242, concurrency=16)
+    services.worker_heartbeat(
+        worker_id=worker_id, runs_active=1, kernels=kernels, kernel_pss_mb=kernel_pss_mb, worker_pss_mb=180.0
+    )
+    WorkerProcess.objects.filter(pk=worker_id).update(heartbeat_at=timezone.now() - timedelta(seconds=silent_for))
+
+
+def _queued(seconds_ago: float) -> Run:
+    run = RunFactory(status=Run.Status.QUEUED)
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=seconds_ago))
+    return run
+
+
+def test_healthz_reports_live_workers_their_kernels_and_the_oldest_queued_run(client):
+    _worker("host-a:4242:aaaaaa", kernels=3, kernel_pss_mb=412.5)
+    _worker("host-a:4343:bbbbbb", silent_for=120)  # dead: its heartbeat is older than RUN_STALE_SECONDS
+    _queued(seconds_ago=42)
+
+    response = client.get(reverse("healthz"))
+
+    workers = response.json()["workers"]
+    assert response.status_code == 200
+    assert (workers["alive"], workers["runs_queued"], workers["kernels"]) == (1, 1, 3)
+    assert workers["kernel_pss_mb"] == 412.5
+    assert 42 <= workers["oldest_queued_seconds"] < 100
+    assert "processes" not in workers  # per-process details are for staff
+
+
+def test_healthz_answers_503_when_runs_are_queued_and_no_worker_is_alive(client):
+    _worker("host-a:4343:bbbbbb", silent_for=120)
+    _queued(seconds_ago=7)
+
+    response = client.get(reverse("healthz"))
+
+    body = response.json()
+    assert response.status_code == 503
+    assert body["failing"] == ["workers"]
+    assert body["checks"]["workers"].startswith("error: 1 run(s) queued and no run worker is alive")
+    assert body["workers"]["alive"] == 0
+
+
+def test_healthz_is_200_without_workers_while_nothing_waits(client):
+    response = client.get(reverse("healthz"))
+
+    assert response.status_code == 200
+    assert response.json()["workers"]["alive"] == 0
+
+
+def test_healthz_shows_each_worker_process_to_staff(client, admin_user):
+    _worker("host-a:4242:aaaaaa", kernels=2, kernel_pss_mb=300.0)
+    client.force_login(admin_user)
+
+    response = client.get(reverse("healthz"))
+
+    [process] = response.json()["workers"]["processes"]
+    assert (process["id"], process["pid"], process["kernels"]) == ("host-a:4242:aaaaaa", 4242, 2)
+    assert process["heartbeat_age_seconds"] < 10

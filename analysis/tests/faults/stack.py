@@ -133,7 +133,7 @@ class Stack:
         lines = self.manage("shell", "-c", code, timeout=timeout).strip().splitlines()
         return lines[-1] if lines else ""
 
-    def migrate_and_seed(self, *, n_sessions: int = 3) -> Seeded:
+    def migrate_and_seed(self, *, n_sessions: int = 4) -> Seeded:
         """Migrate the database and add a user with ``n_sessions`` sessions, a login cookie and an API token."""
         return Seeded(**json.loads(self.shell(SEED.format(n_sessions=n_sessions))))
 

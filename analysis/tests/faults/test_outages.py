@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
 
 import pytest
@@ -190,7 +191,7 @@ def test_runs_and_the_worker_survive_redis_down_3_s_and_20_s_mid_run(make_stack,
     stack.model = model
     web = stack.start_web()
     worker = stack.start_worker()
-    short_session, long_session, spare_session = stack.seeded.sessions
+    short_session, long_session, spare_session = stack.seeded.sessions[:3]
 
     blip = _redis_outage_mid_run(stack, web, redis_server, seconds=3, session=short_session)
     long = _redis_outage_mid_run(stack, web, redis_server, seconds=20, session=long_session)
@@ -208,3 +209,88 @@ def test_runs_and_the_worker_survive_redis_down_3_s_and_20_s_mid_run(make_stack,
     assert status == 202 and after["status"] == "succeeded"
     assert spare_status == 202 and spare_run["status"] == "succeeded"
     assert worker.poll() is None, stack.log("worker")[-3000:]
+
+
+def test_the_worker_survives_postgresql_down_20_s_mid_run_and_the_site_recovers(make_stack, postgres_server):
+    model = GatedModel(tools=2, hold_at=1)
+    stack = make_stack(model)
+    web = stack.start_web()
+    worker = stack.start_worker()
+    session, spare_session = stack.seeded.sessions[:2]
+    status, started = _ask(web, stack, session=session)
+    assert status == 202, started
+    assert model.held.wait(180), "the run never reached its held model call"
+    sse = SseFollower(stack, started["run_id"])
+    follower = threading.Thread(target=sse.follow, args=(web,), daemon=True)
+    follower.start()
+    time.sleep(1)  # the follower has the steps so far
+
+    postgres_server.stop()
+    down_at = time.monotonic()
+    model.release.set()  # the worker saves the next steps and the answer while the database is down
+    page_during = web.request("GET", f"/sessions/{session}/", cookie=stack.seeded.cookie)
+    api_during = _ask(web, stack, session=spare_session)
+    health_during = _health(web)
+    time.sleep(max(0.0, 20 - (time.monotonic() - down_at)))
+    alive_during = worker.poll() is None
+    postgres_server.start()
+    run = _finished(web, stack, started["run_id"], timeout=120)
+    follower.join(60)
+    status_again, again = _ask(web, stack, session=session)
+    after = _finished(web, stack, again["run_id"], timeout=120) if status_again == 202 else again
+    health_after = _health(web)
+
+    assert page_during[0] == 503 and "database is unavailable" in page_during[2]
+    assert api_during[0] == 503 and "database is unavailable" in api_during[1]["detail"]
+    assert health_during[0] == 503 and health_during[1]["failing"][0] == "database"
+    assert alive_during and worker.poll() is None, stack.log("worker")[-3000:]
+    assert run["status"] == "succeeded" or (run["status"] == "failed" and run["error"]), run
+    assert sse.ordinals == [step["ordinal"] for step in run["steps"]]  # one stream, through the outage
+    assert sse.done is not None and sse.done["status"] == run["status"]
+    assert status_again == 202 and after["status"] == "succeeded", after
+    assert health_after[0] == 200, health_after
+
+
+def test_a_sigkilled_worker_shows_in_healthz_its_runs_are_reaped_by_the_next_worker_and_sessions_work_again(
+    make_stack,
+):
+    model = GatedModel(tools=1, hold_at=1)
+    stack = make_stack(model, RUN_STALE_SECONDS="6", RUN_MAX_ACTIVE_PER_USER="2")
+    web = stack.start_web()
+    doomed = stack.start_worker("doomed")
+    first, second, third, fourth = stack.seeded.sessions
+    runs = [_ask(web, stack, session=s)[1]["run_id"] for s in (first, second, third)]
+    wait_until(lambda: _health(web)[1]["workers"]["alive"] == 1, timeout=120, what="the worker to register")
+    wait_until(
+        lambda: [_run(web, stack, r)["status"] for r in runs] == ["running", "running", "queued"],
+        timeout=180,
+        what="two runs running (the user's cap), one queued",
+    )
+    health_busy = _health(web)
+
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait(10)
+    health_dead = wait_until(lambda: (h := _health(web))[0] == 503 and h, timeout=30, what="/healthz 503")
+    refused = _ask(web, stack, session=fourth)
+    heir = stack.start_worker("heir")
+    killed_at = time.monotonic()
+    reaped = [_finished(web, stack, r, timeout=120) for r in runs[:2]]
+    reaped_within = time.monotonic() - killed_at
+    model.release.set()
+    queued = _finished(web, stack, runs[2], timeout=120)
+    status_again, again = _ask(web, stack, session=first)
+    answered = _finished(web, stack, again["run_id"], timeout=120) if status_again == 202 else again
+    health_after = _health(web)
+
+    assert health_busy[0] == 200 and health_busy[1]["workers"]["runs_queued"] == 1
+    assert health_dead[1]["workers"]["alive"] == 0 and health_dead[1]["failing"] == ["workers"]
+    assert health_dead[1]["workers"]["oldest_queued_seconds"] > 0
+    assert "no run worker is alive" in health_dead[1]["checks"]["workers"]
+    assert refused[0] == 503 and "No run worker is running" in refused[1]["detail"]
+    assert [r["status"] for r in reaped] == ["failed", "failed"]
+    assert all("stopped responding" in r["error"] for r in reaped)
+    assert reaped_within < 6 + 5 + 60  # the heir's timer reaper (plus its start-up on this machine)
+    assert queued["status"] == "succeeded"
+    assert status_again == 202 and answered["status"] == "succeeded"
+    assert health_after[0] == 200 and health_after[1]["workers"]["alive"] == 1
+    assert heir.poll() is None
