@@ -364,6 +364,12 @@ class Worker:
         """Pay the first question's one-time costs at start: the fork server (library imports, a spare kernel),
         one kernel execution, and the templates that prompts and pushes render."""
         started = time.monotonic()
+        with contextlib.suppress(Exception):  # the model client (its SDK import is seconds) and the prompt
+            from analysis.agent.models import model_build, model_default_key
+            from analysis.agent.runner import _ENGINE
+
+            model_build(model_default_key(), datasets=[])
+            _ENGINE.get_template("system.txt")
         with contextlib.suppress(Exception):
             push.push_engine().get_template("analysis/session_detail.html")
             push.push_engine().get_template("analysis/_push_run.html")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -157,15 +158,16 @@ async def sse_follow(port: int, run_id: int, token: str, record: list, done: asy
             done.set_result((time.monotonic(), {"status": "stream-ended", "answer": "", "error": "SSE closed"}))
 
 
-async def ws_follow(port: int, session_id: int, cookie: str, record: list, stop: asyncio.Event) -> None:
-    """One websocket per session for all its questions, never reconnected: records step pks as they arrive."""
+async def ws_follow(port: int, session_id: int, cookie: str, record: list) -> None:
+    """One websocket per session for all its questions, never reconnected: records step pks as they arrive.
+    Runs until cancelled (a timeout around a read would cut a frame in half)."""
     reader, writer = await ws_connect("127.0.0.1", port, f"/ws/sessions/{session_id}/?after=0", cookie)
     try:
-        while not stop.is_set():
+        while True:
             try:
-                message = await asyncio.wait_for(ws_recv(reader), timeout=0.5)
-            except TimeoutError:
-                continue
+                message = await ws_recv(reader)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                message = None
             if message is None:
                 record.append(-1)  # closed by the server
                 return
@@ -219,6 +221,9 @@ def _database_recreate(url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+_people_made = 0
+
+
 def people(n: int) -> list[dict]:
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -229,8 +234,9 @@ def people(n: int) -> list[dict]:
     from analysis.models import AnalysisSession
     from projects.services import project_create
 
+    global _people_made
     out = []
-    for i in range(n):
+    for i in range(_people_made, _people_made + n):
         user = User.objects.create_user(f"load{i}@example.com", "load-password-1")
         project = project_create(owner=user, name=f"Load {i}")
         session = AnalysisSession.objects.create(project=project, user=user, title=f"S{i}", model="")
@@ -246,6 +252,7 @@ def people(n: int) -> list[dict]:
                 "token": auth_tokens_issue(user=user)["access"],
             }
         )
+    _people_made += n
     return out
 
 
@@ -292,9 +299,8 @@ def start(env: dict, *, webs: int, workers: int, log_dir: Path) -> tuple[list[in
 async def session_flow(person: dict, ports: list[int], questions: int, model: Model, results: list) -> None:
     port = ports[person["n"] % len(ports)]
     ws_record: list[int] = []
-    stop = asyncio.Event()
     follower = asyncio.create_task(
-        ws_follow(ports[(person["n"] + 1) % len(ports)], person["session"], person["cookie"], ws_record, stop)
+        ws_follow(ports[(person["n"] + 1) % len(ports)], person["session"], person["cookie"], ws_record)
     )
     await asyncio.sleep(0.2)
     for q in range(questions):
@@ -327,8 +333,9 @@ async def session_flow(person: dict, ports: list[int], questions: int, model: Mo
             }
         )
     await asyncio.sleep(1.0)  # the last steps' pushes
-    stop.set()
-    await follower
+    follower.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await follower
     results.append({"ws_session": person["session"], "ws": ws_record})
 
 
@@ -425,12 +432,15 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=2.0, help="seconds the model takes per call")
     parser.add_argument("--webs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=None, help="RUN_WORKER_CONCURRENCY of each worker")
     parser.add_argument("--embedded", action="store_true", help="make run defaults: SQLite, 1 web, 1 worker, 10 people")
     args = parser.parse_args()
     if args.embedded:
         args.webs, args.workers = 1, 1
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     model = Model(args.delay)
+    if args.concurrency:
+        os.environ["RUN_WORKER_CONCURRENCY"] = str(args.concurrency)
     from analysis.tests.llm_server import LoopbackLLM
 
     with LoopbackLLM(responder=model) as llm:
@@ -441,6 +451,8 @@ def main() -> None:
         print(f"load bench: {mode}, {args.webs} web + {args.workers} worker process(es), model {args.delay:g} s/call")
         try:
             if args.embedded:
+                first, _wall = asyncio.run(load(people(1), ports, 1, model))
+                print(f"  the first question after start: {[r['seconds'] for r in first if 'run' in r][0]:.2f} s")
                 lone, _wall = asyncio.run(load(people(1), ports, 1, model))
                 alone = [r["seconds"] for r in lone if "run" in r][0]
                 print(f"  a lone question: {alone:.2f} s")

@@ -218,6 +218,7 @@ def setup_django(tmp: Path) -> dict:
         "SANDBOX_ALLOW_WEAK": os.environ.get("SANDBOX_ALLOW_WEAK", "0"),
         "LOG_LEVEL": "WARNING",
         "AGENT_MAX_TOOL_CALLS": "50",
+        "RUN_MAX_ACTIVE_PER_USER": "1000",  # one user asks in every session here; the cap would queue them
     }
     os.environ.update(env)
     import django
