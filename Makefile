@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: install run worker test lint format migrations-check bench
+.PHONY: install run worker test lint format migrations-check bench screenshots
 
 # Re-installs only when requirements.txt changes (the stamp file is newer otherwise).
 $(STAMP): requirements.txt
@@ -53,3 +53,10 @@ bench: install
 	@failed=""; for script in bench/*.py; do \
 	  echo "== $$script"; PYTHONPATH=. DEBUG=1 $(PY) $$script || failed="$$failed $$script"; \
 	done; if [ -n "$$failed" ]; then echo "bench: failed:$$failed"; exit 1; fi
+
+## Screenshots of the key screens (light/dark, desktop/phone) from the browser journey test, into var/screenshots/
+## (git-ignored); the README's docs/screenshots/session.png is refreshed too.
+screenshots: install
+	SCREENSHOTS_DIR=$(CURDIR)/var/screenshots UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q -p no:randomly \
+	  codingagent/tests/browser/test_journey.py codingagent/tests/browser/test_flows.py
+	@ls -1 var/screenshots/*.png

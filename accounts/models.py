@@ -31,7 +31,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         ADMIN = "admin", "Admin"
         USER = "user", "User"
 
+    class Theme(models.TextChoices):
+        SYSTEM = "system", "Follow the system"
+        LIGHT = "light", "Light"
+        DARK = "dark", "Dark"
+
     email = models.EmailField(unique=True)
+    # The colour theme follows the user to every browser (the page applies it before first paint).
+    theme = models.CharField(max_length=10, choices=Theme.choices, default=Theme.SYSTEM)
     full_name = models.CharField(max_length=150, blank=True)
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.USER)
     is_active = models.BooleanField(default=True)

@@ -109,6 +109,14 @@ def signup_confirm(*, uidb64: str, token: str) -> User | None:
     return user
 
 
+def user_theme_set(*, user: User, theme: str) -> User:
+    if theme not in User.Theme.values:
+        raise ValidationError({"theme": f"Choose one of: {', '.join(User.Theme.values)}."})
+    user.theme = theme
+    user.save(update_fields=["theme"])
+    return user
+
+
 def auth_tokens_issue(*, user: User) -> dict[str, str]:
     """A fresh refresh/access pair for ``user`` (the caller has authenticated them).
 

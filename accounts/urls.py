@@ -9,6 +9,7 @@ urlpatterns = [
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("password_change/", views.PasswordChangeView.as_view(), name="password_change"),
     path("password_change/done/", views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("theme/", views.theme_update, name="theme"),
     path("signup/", views.signup, name="signup"),
     path("signup/confirm/<uidb64>/<token>/", views.signup_confirm_view, name="signup-confirm"),
 ]

@@ -6,15 +6,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.forms import LoginForm, SignupForm
 from accounts.models import AuditEvent
-from accounts.services import audit_record, signup_confirm, signup_request
+from accounts.services import audit_record, signup_confirm, signup_request, user_theme_set
 
 
 class LoginView(auth_views.LoginView):
@@ -84,3 +85,14 @@ def signup_confirm_view(request: HttpRequest, uidb64: str, token: str) -> HttpRe
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     audit_record(event=AuditEvent.Event.SIGNUP, user=user, request=request)
     return redirect(settings.LOGIN_REDIRECT_URL)
+
+
+@login_required
+@require_POST
+def theme_update(request: HttpRequest) -> HttpResponse:
+    """Remember the colour theme on the account (app.js posts it when the user toggles)."""
+    try:
+        user_theme_set(user=request.user, theme=request.POST.get("theme", ""))
+    except ValidationError as exc:
+        return HttpResponseBadRequest(" ".join(exc.messages))
+    return HttpResponse(status=204)

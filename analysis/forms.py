@@ -8,7 +8,8 @@ class QuestionForm(forms.Form):
 
 
 class SessionForm(forms.Form):
-    title = forms.CharField(max_length=200, strip=True)
+    # Optional: an untitled session is named after its first question (analysis.services.run_start).
+    title = forms.CharField(max_length=200, strip=True, required=False)
     model = forms.CharField(max_length=200, required=False)
 
     def clean_model(self) -> str:

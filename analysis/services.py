@@ -72,10 +72,18 @@ def _model_validate(model: str) -> str:
     return model
 
 
+UNTITLED_SESSION = "Untitled session"
+
+
+def _title_from(question: str) -> str:
+    line = " ".join(question.split())
+    return line if len(line) <= 80 else line[:79].rsplit(" ", 1)[0] + "…"
+
+
 def session_create(*, project: Project, user, title: str, model: str = "") -> AnalysisSession:
     if not project_role_for(user, project).can_edit:
         raise PermissionDenied("Only owners and editors can start sessions in this project.")
-    session = AnalysisSession(project=project, user=user, title=(title or "").strip() or "Untitled session")
+    session = AnalysisSession(project=project, user=user, title=(title or "").strip() or UNTITLED_SESSION)
     session.model = _model_validate(model)
     session.full_clean()
     session.save()
@@ -130,7 +138,11 @@ def run_start(*, session: AnalysisSession, user, question: str) -> Run:
     try:
         with transaction.atomic():
             run = Run.objects.create(session=session, user=user, question=question, model=session.model)
-            AnalysisSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+            changes = {"updated_at": timezone.now()}
+            if session.title == UNTITLED_SESSION and not session.runs.exclude(pk=run.pk).exists():
+                # A session started without a name (Ctrl+J) is named after its first question; still editable.
+                changes["title"] = session.title = _title_from(question)
+            AnalysisSession.objects.filter(pk=session.pk).update(**changes)
     except IntegrityError:  # a concurrent request won the race: the constraint is the lock
         raise SessionBusy(Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()) from None
     transaction.on_commit(lambda: (locks.queue_wake(run_id=run.pk), push.run_push(run_id=run.pk)))

@@ -1,32 +1,199 @@
-// Theme toggle and keyboard shortcuts. Everything else is htmx.
+// The page's keyboard shortcuts (exactly the ones the "?" overlay lists), the theme, the collapsible side
+// panels and toasts. Everything else is htmx.
 (function () {
+  var root = document.documentElement;
+  var mac = /Mac|iPhone|iPad/.test(navigator.platform || "");
+
+  function csrf() { return document.body.dataset.csrf || ""; }
+
+  // --- toasts: short messages that do not move the page ------------------------------------------------
+  function toast(text, kind) {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var item = document.createElement("div");
+    item.className = "toast" + (kind ? " toast-" + kind : "");
+    item.setAttribute("role", kind === "error" ? "alert" : "status");
+    item.textContent = text;
+    box.appendChild(item);
+    setTimeout(function () { item.classList.add("toast-leaving"); }, 5000);
+    setTimeout(function () { item.remove(); }, 5600);
+  }
+  window.CodingAgentToast = toast;
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    toast("The server answered " + xhr.status + (xhr.status === 403 ? ": you may not do that here." : ". Try again."), "error");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast("Could not reach the server. Check the connection and try again.", "error");
+  });
+
+  // --- theme: remembered on the account (all browsers) and in this browser -----------------------------
   function setTheme(theme) {
-    document.documentElement.dataset.theme = theme;
+    root.dataset.theme = theme;
+    root.dataset.themePref = theme;
     try { localStorage.setItem("theme", theme); } catch (e) {}
     document.dispatchEvent(new CustomEvent("themechange", { detail: { theme: theme } }));
+    var url = document.body.dataset.themeUrl;
+    if (url && window.fetch) {
+      fetch(url, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
+                   body: new URLSearchParams({ theme: theme }) }).catch(function () {});
+    }
   }
-  function toggleTheme() {
-    setTheme(document.documentElement.dataset.theme === "dark" ? "light" : "dark");
+  function toggleTheme() { setTheme(root.dataset.theme === "dark" ? "light" : "dark"); }
+
+  // --- side panels: collapsible on wide screens (state remembered), drawers on narrow ones -------------
+  var narrow = window.matchMedia("(max-width: 900px)");
+  function panelEl(name) { return document.querySelector(".layout > ." + name); }
+  function syncToggles() {
+    ["sidebar", "aside"].forEach(function (name) {
+      var el = panelEl(name);
+      var open = el && (narrow.matches ? root.classList.contains(name + "-open") : !root.classList.contains(name + "-collapsed"));
+      document.querySelectorAll('[data-toggle-panel="' + name + '"]').forEach(function (button) {
+        button.hidden = !el;
+        button.setAttribute("aria-expanded", open ? "true" : "false");
+      });
+    });
+    var backdrop = document.querySelector("[data-drawer-backdrop]");
+    if (backdrop) backdrop.hidden = !(narrow.matches && (root.classList.contains("sidebar-open") || root.classList.contains("aside-open")));
   }
+  function togglePanel(name) {
+    if (!panelEl(name)) return;
+    if (narrow.matches) {
+      var other = name === "sidebar" ? "aside" : "sidebar";
+      root.classList.remove(other + "-open");
+      root.classList.toggle(name + "-open");
+    } else {
+      var collapsed = root.classList.toggle(name + "-collapsed");
+      try { localStorage.setItem("panel-" + name, collapsed ? "collapsed" : "open"); } catch (e) {}
+      window.dispatchEvent(new Event("resize")); // charts re-fit the new width
+    }
+    syncToggles();
+  }
+  function closeDrawers() {
+    root.classList.remove("sidebar-open", "aside-open");
+    syncToggles();
+  }
+  if (narrow.addEventListener) narrow.addEventListener("change", closeDrawers);
+
+  // --- Ctrl/Cmd+J: a new session in the current project, opened at once ---------------------------------
+  function newSession() {
+    var url = document.body.dataset.newSessionUrl;
+    if (!url) { toast("Open a project first: new sessions start inside a project.", "info"); return; }
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = url;
+    form.hidden = true;
+    var token = document.createElement("input");
+    token.type = "hidden";
+    token.name = "csrfmiddlewaretoken";
+    token.value = csrf();
+    form.appendChild(token);
+    document.body.appendChild(form);
+    form.submit();
+  }
+
+  function stopRun() {
+    var stop = document.querySelector("[data-stop-run]");
+    if (stop && window.confirm("Stop the running question?")) stop.click();
+  }
+
+  function openShortcuts() {
+    var dialog = document.getElementById("shortcuts-dialog");
+    if (dialog && !dialog.open) dialog.showModal();
+  }
+
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-theme-toggle]")) toggleTheme();
+    if (event.target.closest("[data-shortcuts-open]")) openShortcuts();
+    var toggle = event.target.closest("[data-toggle-panel]");
+    if (toggle) togglePanel(toggle.dataset.togglePanel);
+    if (event.target.closest("[data-drawer-backdrop]")) closeDrawers();
   });
+
   document.addEventListener("keydown", function (event) {
-    var tag = (event.target.tagName || "").toLowerCase();
-    var typing = tag === "input" || tag === "textarea" || event.target.isContentEditable;
-    // Ctrl/Cmd+Enter submits the question box from anywhere inside it.
-    if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && typing) {
-      var form = event.target.closest("form");
-      if (form) { event.preventDefault(); form.requestSubmit(); }
+    var target = event.target;
+    var tag = (target.tagName || "").toLowerCase();
+    var typing = tag === "input" || tag === "textarea" || tag === "select" || target.isContentEditable;
+    var mod = mac ? event.metaKey : event.ctrlKey;
+    var key = (event.key || "").toLowerCase();
+    if (mod && !event.altKey) {
+      if (key === "b") { event.preventDefault(); togglePanel(event.shiftKey ? "aside" : "sidebar"); return; }
+      if (key === "j" && !event.shiftKey) { event.preventDefault(); newSession(); return; }
+      if (key === "l" && event.shiftKey) { event.preventDefault(); toggleTheme(); return; }
+    }
+    // In the question box: Enter sends, Shift+Enter is a new line (the browser's own behaviour).
+    if (target.id === "question-input" && event.key === "Enter" && !event.shiftKey && !mod && !event.isComposing) {
+      var form = target.closest("form");
+      if (form) { event.preventDefault(); if (target.value.trim()) form.requestSubmit(); }
       return;
     }
-    if (typing) return;
-    if (event.key === "D" && event.shiftKey) toggleTheme();
+    if (event.key === "Escape") {
+      if (root.classList.contains("sidebar-open") || root.classList.contains("aside-open")) { closeDrawers(); return; }
+      if (!document.querySelector("dialog[open]")) stopRun();
+      return;
+    }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "/") {
       var box = document.querySelector("[data-focus-shortcut]");
-      if (box) { event.preventDefault(); box.focus(); }
+      if (box && !box.disabled) { event.preventDefault(); box.focus(); }
+    } else if (event.key === "?") {
+      event.preventDefault();
+      openShortcuts();
     }
   });
+
+  // Tooltips name the platform's modifier key.
+  function labelShortcuts() {
+    if (!mac) return;
+    document.querySelectorAll("[title*='Ctrl/⌘']").forEach(function (el) { el.title = el.title.replace("Ctrl/⌘", "⌘"); });
+  }
+  document.addEventListener("DOMContentLoaded", function () { syncToggles(); labelShortcuts(); });
+  if (document.readyState !== "loading") { syncToggles(); labelShortcuts(); }
+})();
+
+// Copy buttons on code and answers, and the running question's elapsed time.
+(function () {
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    var area = document.createElement("textarea");
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); } finally { area.remove(); }
+    return Promise.resolve();
+  }
+  function addCopyButtons(scope) {
+    if (!scope || !scope.querySelectorAll) return;
+    scope.querySelectorAll(".step-code .step-body, .answer-body").forEach(function (body) {
+      if (body.dataset.copyReady) return;
+      body.dataset.copyReady = "1";
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy-button";
+      button.textContent = "Copy";
+      button.title = body.classList.contains("answer-body") ? "Copy the answer" : "Copy the code";
+      button.addEventListener("click", function () {
+        copyText(body.innerText).then(function () {
+          button.textContent = "Copied";
+          setTimeout(function () { button.textContent = "Copy"; }, 1500);
+        });
+      });
+      body.parentNode.insertBefore(button, body);
+    });
+  }
+  function tick() {
+    document.querySelectorAll("[data-elapsed-since]").forEach(function (el) {
+      var since = Date.parse(el.dataset.elapsedSince);
+      if (isNaN(since)) return;
+      var seconds = Math.max(0, Math.round((Date.now() - since) / 1000));
+      el.textContent = seconds < 60 ? seconds + " s" : Math.floor(seconds / 60) + " min " + (seconds % 60) + " s";
+    });
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("DOMContentLoaded", function () { addCopyButtons(document.body); tick(); });
+  document.addEventListener("htmx:load", function (event) { addCopyButtons(event.detail.elt); tick(); });
+  document.addEventListener("htmx:oobAfterSwap", function (event) { addCopyButtons(event.detail.target); tick(); });
+  if (document.readyState !== "loading") addCopyButtons(document.body);
 })();
 
 // Behaviour that used to be inline handlers (forbidden by the Content-Security-Policy): declared with

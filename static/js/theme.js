@@ -1,7 +1,17 @@
-// Applies the saved (or system) colour theme before the page paints.
+// Applies the colour theme and the side panels' state before the page paints (no flash, no jump).
+// Theme: the user's saved choice (data-theme-pref, stored on the account) wins, then this browser's
+// last choice, then the system setting.
 (function () {
+  var root = document.documentElement;
+  var pref = root.dataset.themePref || "";
   var saved = null;
   try { saved = localStorage.getItem("theme"); } catch (e) {}
-  var dark = saved ? saved === "dark" : window.matchMedia("(prefers-color-scheme: dark)").matches;
-  document.documentElement.dataset.theme = dark ? "dark" : "light";
+  var choice = pref && pref !== "system" ? pref : pref === "system" ? null : saved;
+  var dark = choice ? choice === "dark" : window.matchMedia("(prefers-color-scheme: dark)").matches;
+  root.dataset.theme = dark ? "dark" : "light";
+  ["sidebar", "aside"].forEach(function (panel) {
+    var collapsed = null;
+    try { collapsed = localStorage.getItem("panel-" + panel); } catch (e) {}
+    if (collapsed === "collapsed") root.classList.add(panel + "-collapsed");
+  });
 })();
