@@ -250,6 +250,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, datasets, analysis sessions, runs and exports.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["codingagent.lib.schema.drop_trailing_slash_twins"],
     # Swagger UI and ReDoc from the pinned drf-spectacular-sidecar package: the docs work offline, no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
