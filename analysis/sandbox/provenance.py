@@ -16,6 +16,9 @@ import sys
 from typing import Any
 
 MAX_GROUPS = 1_000  # small samples are a concern of few groups; more would only grow every result's attrs
+# Counting rows per group is one more pass over the group codes: ~10% of a 1M-row groupby. Past this many rows
+# it is skipped (docs/claims.md): such frames rarely have groups under 30 rows, and analysis speed comes first.
+MAX_ROWS = 250_000
 REDUCTIONS = (
     "mean", "sum", "median", "min", "max", "count", "std", "var", "prod", "first", "last", "nunique", "agg",
     "aggregate", "quantile", "sem",
@@ -48,15 +51,33 @@ def _record(grouped: Any, result: Any) -> None:
     pd = sys.modules["pandas"]
     if not isinstance(result, pd.Series | pd.DataFrame) or grouped.ngroups > MAX_GROUPS:
         return
-    sizes = grouped.size()
-    if isinstance(sizes, pd.DataFrame):  # as_index=False: the groups are columns, the size the last one
-        keys = sizes.iloc[:, :-1]
-        counts = sizes.iloc[:, -1]
-    else:
-        keys = pd.DataFrame({i: sizes.index.get_level_values(i) for i in range(sizes.index.nlevels)})
-        counts = sizes
+    if len(grouped.obj) > MAX_ROWS:
+        return
+    index, counts = _group_counts(grouped)
+    keys = pd.DataFrame({i: index.get_level_values(i) for i in range(index.nlevels)})
     labels = [" / ".join(str(v) for v in row) for row in _json_rows(keys)]
-    result.attrs["group_sizes"] = {"levels": keys.shape[1], "sizes": dict(zip(labels, map(int, counts), strict=True))}
+    result.attrs["group_sizes"] = {"levels": index.nlevels, "sizes": dict(zip(labels, map(int, counts), strict=True))}
+
+
+def _group_counts(grouped: Any) -> tuple[Any, Any]:
+    """(group labels, rows per group). The reduction just computed each row's group code, so counting those
+    codes costs one pass; `size()` (the public route, used when pandas' internals differ) groups again."""
+    np = sys.modules["numpy"]
+    try:
+        grouper = grouped._grouper
+        ids = np.asarray(grouper.ids)
+        if ids.size and ids.min() < 0:  # rows whose key is NaN belong to no group
+            ids = ids[ids >= 0]
+        counts = np.bincount(ids, minlength=grouper.ngroups)
+        index = grouper.result_index
+        if len(index) == len(counts):
+            return index, counts
+    except Exception:
+        pass
+    sizes = grouped.size()
+    if isinstance(sizes, sys.modules["pandas"].DataFrame):  # as_index=False: the size is the last column
+        sizes = sizes.set_index(list(sizes.columns[:-1])).iloc[:, 0]
+    return sizes.index, sizes.to_numpy()
 
 
 def _json_rows(frame: Any) -> list[list[Any]]:
