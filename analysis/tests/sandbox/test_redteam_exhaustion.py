@@ -29,7 +29,11 @@ ATTACKS = {
     "set_bomb": ("s = set(range(10**9))", {"memory", "timeout"}),
     "deep_recursion": ("def f():\n    return f()\nf()", {"RecursionError"}),
     "deep_json": ("import json\njson.loads('[' * 10**6 + ']' * 10**6)", {"RecursionError", "crashed"}),
-    "deep_nested_repr": ("a = []\nfor i in range(10**6):\n    a = [a]\nrepr(a)", {"RecursionError", "crashed"}),
+    # Building the million-deep list may outlast the 2 s limit on a loaded machine: a timeout is as clear an end.
+    "deep_nested_repr": (
+        "a = []\nfor i in range(10**6):\n    a = [a]\nrepr(a)",
+        {"RecursionError", "crashed", "timeout", "cpu"},
+    ),
     "many_open_files": ("fs = [open(f'f{i}.txt', 'w') for i in range(10**5)]", {"OSError"}),
     "huge_file": ("with open('big.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * 10**6)", {"OSError"}),
     "endless_small_files": (
@@ -76,12 +80,14 @@ def test_output_flood_is_capped(sandbox, forkserver, code):
     assert_still_serves(sandbox, forkserver)
 
 
-def test_huge_final_result_is_reduced_to_a_capped_repr(sandbox, forkserver):
-    result = sandbox.run("final_result = 'x' * 50_000_000")
+def test_huge_final_result_is_reduced_to_a_capped_repr(forkserver, workspace):
+    # Its own, longer time limit: the point is the cap on the result, not how fast 50 MB are built when loaded.
+    with Sandbox(workspace, Limits(timeout=20, memory_mb=1024), server=forkserver) as sb:
+        result = sb.run("final_result = 'x' * 50_000_000")
 
-    assert result.ok
-    assert len(result.final_result) < 20_000
-    assert_still_serves(sandbox, forkserver)
+        assert result.ok
+        assert len(result.final_result) < 20_000
+        assert_still_serves(sb, forkserver)
 
 
 def test_too_large_result_is_refused_by_the_kernel(forkserver, workspace):
