@@ -412,10 +412,14 @@ class Worker:
         if waker is not None:
             waker.start()
         processed = 0
+        housekeeping = asyncio.create_task(self._housekeeping_loop())
         try:
             processed = await self._claim_loop(once=once)
         finally:
             self.stopping = True
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await housekeeping
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
             for thread in threads:
@@ -430,7 +434,6 @@ class Worker:
     async def _claim_loop(self, *, once: bool) -> int:
         processed = 0
         while not self.stopping:
-            await self._housekeeping()
             if len(self.tasks) < self.concurrency:
                 try:
                     run = await self.db(services.run_claim, worker_id=self.worker_id)
@@ -485,6 +488,15 @@ class Worker:
                 self._loop.call_soon_threadsafe(self._wake.set)
 
     # --- housekeeping ------------------------------------------------------------------------------
+
+    async def _housekeeping_loop(self) -> None:
+        """Its own task: re-publishing 50 queued runs' positions must not stall claims."""
+        while not self.stopping:
+            try:
+                await self._housekeeping()
+            except Exception:
+                logger.exception("Housekeeping failed; trying again")
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     async def _housekeeping(self) -> None:
         """Reap dead workers' runs, publish queue positions, and look after the kernels, each on its own timer."""
