@@ -435,6 +435,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="RUN_WORKER_CONCURRENCY of each worker")
     parser.add_argument("--embedded", action="store_true", help="make run defaults: SQLite, 1 web, 1 worker, 10 people")
     args = parser.parse_args()
+    if not args.embedded and not (os.environ.get("BENCH_DATABASE_URL") and os.environ.get("REDIS_URL")):
+        print("BENCH_DATABASE_URL and REDIS_URL are not both set: measuring the embedded mode (--embedded)")
+        args.embedded = True
     if args.embedded:
         args.webs, args.workers = 1, 1
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
