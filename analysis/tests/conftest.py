@@ -98,3 +98,26 @@ def api(alice):
     client = APIClient()
     client.force_authenticate(alice)
     return client
+
+
+@pytest.fixture
+def offline_only(settings):
+    """The built-in offline analyst answers, whatever model the environment configures."""
+    settings.OPENROUTER_API_KEY = ""
+    settings.LLM_BASE_URL = ""
+
+
+@pytest.fixture(scope="module")
+def shared_worker(request):
+    """One run worker (and its fork server) for a whole test module."""
+    worker = Worker(worker_id=f"{request.module.__name__.rsplit('.', 1)[-1]}-worker")
+    yield worker
+    worker.close()
+
+
+@pytest.fixture
+def demo_sales(project, alice):
+    """The demo's projects/sample_data/sales.csv uploaded to the project."""
+    from analysis.tests.offline_support import SAMPLE_SALES, upload
+
+    return upload(project, alice, "sales.csv", SAMPLE_SALES.read_bytes())

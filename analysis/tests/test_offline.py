@@ -8,22 +8,8 @@ from analysis.agent.offline import fmt
 from analysis.models import Run
 from analysis.tests.conftest import PENGUINS, SALES
 from analysis.tests.offline_support import ask, numbers_unverified
-from analysis.worker import Worker
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _offline(settings):
-    settings.OPENROUTER_API_KEY = ""
-    settings.LLM_BASE_URL = ""
-
-
-@pytest.fixture(scope="module")
-def shared_worker():
-    worker = Worker(worker_id="offline-tests")
-    yield worker
-    worker.close()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_only")]
 
 
 _ask = ask

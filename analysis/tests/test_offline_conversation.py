@@ -14,28 +14,14 @@ import pytest
 from analysis.models import Run
 from analysis.tests.conftest import PENGUINS
 from analysis.tests.offline_support import SAMPLE_SALES, ask, money, numbers_unverified, upload, upload_frame
-from analysis.worker import Worker
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_only")]
 
 SALES = pd.read_csv(SAMPLE_SALES, parse_dates=["date"])
 # Two years of orders: the demo's 2024 and the same orders a year earlier at 90% of the revenue.
 TWO_YEARS = pd.concat(
     [SALES.assign(date=SALES["date"] - pd.DateOffset(years=1), revenue=(SALES["revenue"] * 0.9).round(2)), SALES]
 )
-
-
-@pytest.fixture(autouse=True)
-def _offline(settings):
-    settings.OPENROUTER_API_KEY = ""
-    settings.LLM_BASE_URL = ""
-
-
-@pytest.fixture(scope="module")
-def shared_worker():
-    worker = Worker(worker_id="offline-conversation-tests")
-    yield worker
-    worker.close()
 
 
 @pytest.fixture

@@ -20,9 +20,8 @@ from analysis.agent.runner import dataset_prompt_info
 from analysis.models import Run
 from analysis.tests.factories import AnalysisSessionFactory
 from analysis.tests.offline_support import SAMPLE_SALES, ask, numbers_unverified, upload, upload_frame
-from analysis.worker import Worker
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_only")]
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "offline-analyst.md").read_text()
 
@@ -44,24 +43,6 @@ INTENT_EXAMPLES = [(row[0].strip("`"), q) for row in _rows("What it understands"
 INTENTS_BY_NAME = {name for name, _ in INTENT_EXAMPLES}
 FOLLOW_UPS = [tuple(_quoted(f"{r[0]} {r[1]} {r[2]}")) for r in _rows("Follow-ups")]
 REFUSALS = {_quoted(row[1])[0]: row[2] for row in _rows("Refusals")}
-
-
-@pytest.fixture(autouse=True)
-def _offline(settings):
-    settings.OPENROUTER_API_KEY = ""
-    settings.LLM_BASE_URL = ""
-
-
-@pytest.fixture(scope="module")
-def shared_worker():
-    worker = Worker(worker_id="offline-docs-tests")
-    yield worker
-    worker.close()
-
-
-@pytest.fixture
-def demo_sales(project, alice):
-    return upload(project, alice, "sales.csv", SAMPLE_SALES.read_bytes())
 
 
 def test_the_docs_list_every_intent_of_the_table_with_examples():

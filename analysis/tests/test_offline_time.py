@@ -15,30 +15,11 @@ import pytest
 
 from analysis.agent.offline import fmt
 from analysis.models import Run
-from analysis.tests.offline_support import SAMPLE_SALES, ask, money, numbers_unverified, upload, upload_frame
-from analysis.worker import Worker
+from analysis.tests.offline_support import SAMPLE_SALES, ask, money, numbers_unverified, upload_frame
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("offline_only")]
 
 SALES = pd.read_csv(SAMPLE_SALES, parse_dates=["date"])
-
-
-@pytest.fixture(autouse=True)
-def _offline(settings):
-    settings.OPENROUTER_API_KEY = ""
-    settings.LLM_BASE_URL = ""
-
-
-@pytest.fixture(scope="module")
-def shared_worker():
-    worker = Worker(worker_id="offline-time-tests")
-    yield worker
-    worker.close()
-
-
-@pytest.fixture
-def demo_sales(project, alice):
-    return upload(project, alice, "sales.csv", SAMPLE_SALES.read_bytes())
 
 
 def _monthly(column: str, agg: str = "sum") -> pd.Series:
