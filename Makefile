@@ -8,6 +8,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
+# These tests fork the pytest process for each test (the policy patches libraries in-process). Forking a process
+# in which earlier tests left threads running (a live server, the drawing queue) can deadlock the child, so they
+# run in a pytest process of their own.
+FORKED_TESTS := analysis/tests/sandbox/test_policy.py
+
 .PHONY: install run worker test lint format migrations-check bench screenshots
 
 # Re-installs only when requirements.txt changes (the stamp file is newer otherwise).
@@ -32,7 +37,8 @@ test: install
 	@failed=""; \
 	$(MAKE) --no-print-directory lint || failed="$$failed lint"; \
 	$(MAKE) --no-print-directory migrations-check || failed="$$failed migrations-check"; \
-	$(PY) -m pytest -q $(PYTEST_ARGS) || failed="$$failed pytest"; \
+	$(PY) -m pytest -q $(PYTEST_ARGS) --ignore=$(FORKED_TESTS) || failed="$$failed pytest"; \
+	$(PY) -m pytest -q $(FORKED_TESTS) || failed="$$failed pytest-forked"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
 	echo "make test: lint, migrations-check and pytest passed"
 
