@@ -508,6 +508,7 @@ class Worker:
             self._last_reap = now
             with contextlib.suppress(*OUTAGE_ERRORS):
                 await self.db(services.runs_reap_stale)
+                await self.db(services.workers_forget_stale)  # peers killed long ago (an hour of silence)
                 await self.db(push.queue_flush)
         if now - self._last_kernel_check >= KERNEL_CHECK_SECONDS:
             self._last_kernel_check = now
@@ -532,13 +533,15 @@ class Worker:
                 )
 
     async def _kernel_close(self, entry: KernelEntry, *, reason: str) -> None:
+        # The reason is recorded before the (slow: the workspace is written back) close, so a question asked as
+        # soon as the kernel is gone from the count is told why its variables were cleared.
         self.kernels.pop(entry.session_id)
-        if hasattr(entry.executor, "close"):
-            await asyncio.to_thread(entry.executor.close)
         with contextlib.suppress(*OUTAGE_ERRORS):
             await self.db(
                 services.session_kernel_release, session_id=entry.session_id, worker_id=self.worker_id, reason=reason
             )
+        if hasattr(entry.executor, "close"):
+            await asyncio.to_thread(entry.executor.close)
 
     # --- one run ---------------------------------------------------------------------------------------
 

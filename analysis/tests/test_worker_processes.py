@@ -168,6 +168,8 @@ def test_idle_kernels_are_closed_and_the_next_question_is_told_why(deployment):
     dep.worker_start("w")
     dep.worker_ready("w")
     dep.wait_run(_ask(dep, session, "v = 5\nfinal_result = v"))
+    # The registry says 0 kernels until the first heartbeat after the run: wait to see the kernel, then it go.
+    assert _eventually(lambda: dep.call("workers")[0]["kernels"], lambda k: k == 1) == 1
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and dep.call("workers")[0]["kernels"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -17,7 +18,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="Process what is queued, then exit.")
         parser.add_argument("--burst", action="store_true", help="Same as --once.")
-        parser.add_argument("--reap", action="store_true", help="Only fail stale runs (dead workers), then exit.")
+        parser.add_argument(
+            "--reap", action="store_true", help="Only fail stale runs and forget dead workers, then exit."
+        )
         parser.add_argument("--poll", type=float, default=0.25, help="Seconds between queue polls without Redis.")
         parser.add_argument(
             "--concurrency",
@@ -32,7 +35,10 @@ class Command(BaseCommand):
     ) -> None:
         if reap:
             reaped = services.runs_reap_stale()
-            self.stdout.write(f"reaped {len(reaped)} run(s): {reaped}")
+            # Their runs are failed: the dead workers' registry rows go too, so questions queue again for the next
+            # worker instead of being refused as if workers were registered but dead.
+            forgotten = services.workers_forget_stale(older_than=timedelta(seconds=settings.RUN_STALE_SECONDS))
+            self.stdout.write(f"reaped {len(reaped)} run(s): {reaped}; forgot {forgotten} dead worker(s)")
             return
         worker = Worker(poll_interval=poll, concurrency=concurrency)
 
