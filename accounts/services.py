@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from typing import Any
 
@@ -19,6 +18,7 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import AuditEvent, RevokedTokenFamily, User
+from codingagent.lib.http import client_ip
 
 USER_UPDATABLE_FIELDS = ("full_name", "role", "is_active")
 
@@ -158,21 +158,12 @@ def audit_record(
 ) -> AuditEvent:
     """Append one security event (see ``AuditEvent.Event``). ``user`` is who acted (None: anonymous or the
     system); ``email`` names the account tried when there is no user (failed logins)."""
-    from accounts.throttling import client_address
-
     actor = user if user is not None and user.is_authenticated else None
     return AuditEvent.objects.create(
         event=event,
         actor=actor,
         actor_email=(actor.email if actor else str(email or "").strip().lower())[:254],
         target=target[:300],
-        ip=_ip_or_none(client_address(request)) if request is not None else None,
+        ip=client_ip(request) if request is not None else None,
         detail=detail or {},
     )
-
-
-def _ip_or_none(value: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None

@@ -2,10 +2,11 @@
 
 Two limits, both counted in the cache (Redis in production, shared by every web process):
 - per client address: every attempt counts (``LOGIN_THROTTLE``), whatever email it names;
-- per account: failed attempts count (``LOGIN_ACCOUNT_THROTTLE``), from whatever address.
-The client address is the one the server sees (``REMOTE_ADDR``); ``X-Forwarded-For`` is read only when
-``TRUSTED_PROXY_COUNT`` says that many proxies of ours append to it, and then only the entry our
-outermost proxy wrote: a client cannot rotate its way past the limit with made-up headers.
+- per account: failed attempts count (``LOGIN_ACCOUNT_THROTTLE``), from whatever address. Only failures lock an
+  account, and wrong passwords from elsewhere do not lock its owner out: from an address the account logged in
+  from in the last ``USUAL_ADDRESS_DAYS`` days (the audit log says), only the failures from that address count.
+The client address is the one our servers saw (``codingagent.lib.http.client_address``): a client cannot
+rotate its way past the limit with made-up ``X-Forwarded-For`` headers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from accounts.models import AuditEvent
+from accounts.selectors import login_address_usual
+from accounts.services import audit_record
+from codingagent.lib.http import client_address, client_ip
+
+USUAL_ADDRESS_DAYS = 90
+
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}  # fmt: skip
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+?)s?\s*")
 
@@ -29,16 +37,6 @@ def parse_rate(rate: str) -> tuple[int, int]:
     if not match or match.group(3) not in _UNITS:
         raise ValueError(f"{rate!r} is not a rate like 10/min, 10/15min or 100/day")
     return int(match.group(1)), int(match.group(2) or 1) * _UNITS[match.group(3)]
-
-
-def client_address(request: HttpRequest) -> str:
-    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
-    proxies = settings.TRUSTED_PROXY_COUNT
-    forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-    if proxies and forwarded:
-        # Each of our proxies appends the address it received from; the client controls only the left part.
-        return forwarded[-min(proxies, len(forwarded))]
-    return remote
 
 
 def _email_key(email: str) -> str:
@@ -86,35 +84,46 @@ def login_attempt_check(request: HttpRequest, *, email: str) -> LoginRefusal | N
 
     Checked before the password, so a refused attempt learns nothing about it.
     """
-    from accounts.services import audit_record  # services import this module
-
     address = _window("address", client_address(request), settings.LOGIN_THROTTLE)
     attempts = _count(address)
     if attempts > address.limit:
         if attempts == address.limit + 1:
-            audit_record(event="lockout", email=email, request=request, target=f"address {client_address(request)}",
+            audit_record(event=AuditEvent.Event.LOCKOUT, email=email, request=request,
+                         target=f"address {client_address(request)}",
                          detail={"scope": "address", "seconds": address.wait})  # fmt: skip
         return LoginRefusal(
             wait=address.wait,
             message=f"Too many login attempts from your address. Please wait {_wait_text(address.wait)} and try again.",
         )
-    account = _window("account", _email_key(email), settings.LOGIN_ACCOUNT_THROTTLE)
-    if (cache.get(account.key) or 0) >= account.limit:
-        return LoginRefusal(
-            wait=account.wait,
-            message=(
-                "Too many login attempts for this account: it is locked for "
-                f"{_wait_text(account.wait)}. Try again later, or ask an administrator to reset the password."
-            ),
-        )
-    return None
+    account = _account_window(email)
+    if (cache.get(account.key) or 0) < account.limit:
+        return None
+    if login_address_usual(email=email, ip=client_ip(request), days=USUAL_ADDRESS_DAYS):
+        # The owner's own address: locked only by the failures made from it.
+        account = _account_window(email, request=request)
+        if (cache.get(account.key) or 0) < account.limit:
+            return None
+    return LoginRefusal(
+        wait=account.wait,
+        message=(
+            "Too many login attempts for this account: it is locked for "
+            f"{_wait_text(account.wait)}. Try again later, or ask an administrator to reset the password."
+        ),
+    )
 
 
 def login_failure_record(request: HttpRequest | None, *, email: str) -> None:
-    """Count a wrong password against the account; the attempt that reaches the limit is a lockout event."""
-    from accounts.services import audit_record
-
-    account = _window("account", _email_key(email), settings.LOGIN_ACCOUNT_THROTTLE)
+    """Count a wrong password against the account (and against the account from this address); the attempt
+    that reaches the account's limit is a lockout event."""
+    account = _account_window(email)
     if _count(account) == account.limit:
-        audit_record(event="lockout", email=email, request=request, target=f"account {email}",
+        audit_record(event=AuditEvent.Event.LOCKOUT, email=email, request=request, target=f"account {email}",
                      detail={"scope": "account", "seconds": account.wait})  # fmt: skip
+    if request is not None:
+        _count(_account_window(email, request=request))
+
+
+def _account_window(email: str, *, request: HttpRequest | None = None) -> _Window:
+    """The failures of the account ``email``; with ``request``, only those from the request's address."""
+    ident = _email_key(email) if request is None else f"{_email_key(email)}:{client_address(request)}"
+    return _window("account", ident, settings.LOGIN_ACCOUNT_THROTTLE)

@@ -90,6 +90,34 @@ def test_wrong_passwords_from_many_addresses_lock_the_account_with_a_message(cli
     assert lockout.actor_email == "alice@example.com" and lockout.detail["scope"] == "account"
 
 
+def test_others_wrong_passwords_do_not_lock_the_owner_out_from_their_usual_address(client, alice, settings):
+    settings.LOGIN_ACCOUNT_THROTTLE = "5/15min"
+    _page_login(client, password=PASSWORD, REMOTE_ADDR="192.0.2.10")  # alice's usual address
+    client.logout()
+    for n in range(5):
+        _page_login(client, REMOTE_ADDR=f"198.51.100.{n}")  # someone else, elsewhere, trying to lock her out
+
+    elsewhere = _page_login(client, password=PASSWORD, REMOTE_ADDR="198.51.100.99")
+    at_home = _page_login(client, password=PASSWORD, REMOTE_ADDR="192.0.2.10")
+
+    assert elsewhere.status_code == 429
+    assert at_home.status_code == 302
+    assert client.session["_auth_user_id"] == str(alice.pk)
+
+
+def test_wrong_passwords_from_the_usual_address_still_lock_the_account_there(client, alice, settings):
+    settings.LOGIN_ACCOUNT_THROTTLE = "5/15min"
+    _page_login(client, password=PASSWORD, REMOTE_ADDR="192.0.2.10")
+    client.logout()
+    for _ in range(5):
+        _page_login(client, REMOTE_ADDR="192.0.2.10")  # a guesser behind the same address
+
+    response = _page_login(client, password=PASSWORD, REMOTE_ADDR="192.0.2.10")
+
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
 def test_the_api_shares_the_account_lock_of_the_page(client, api_client, alice, settings):
     settings.LOGIN_ACCOUNT_THROTTLE = "3/15min"
     for n in range(3):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
@@ -33,6 +35,28 @@ class AuthedHtmxRequest(HtmxRequest):
     """A request from a logged-in user (views decorated with ``login_required``)."""
 
     user: User  # type: ignore[assignment]
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address as our own servers saw it (login throttle keys, the audit log).
+
+    ``REMOTE_ADDR``, unless ``TRUSTED_PROXY_COUNT`` proxies of ours append to ``X-Forwarded-For``: then the entry
+    the outermost of them wrote. The client controls only the left part, so it cannot pick its own address.
+    """
+    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
+    proxies = settings.TRUSTED_PROXY_COUNT
+    forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    if proxies and forwarded:
+        return forwarded[-min(proxies, len(forwarded))]
+    return remote
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """``client_address`` when it is a valid IP address (what an IP field can store), else None."""
+    try:
+        return str(ipaddress.ip_address(client_address(request)))
+    except ValueError:
+        return None
 
 
 def get_object_or_403(allowed: QuerySet[M], *, visible: QuerySet[M], **lookup: Any) -> M:
