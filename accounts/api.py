@@ -18,7 +18,14 @@ from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from accounts.models import AuditEvent, User
 from accounts.selectors import user_list
-from accounts.services import audit_record, auth_refresh_revoke, auth_tokens_issue, user_create, user_update
+from accounts.services import (
+    audit_record,
+    auth_family_revoked,
+    auth_refresh_revoke,
+    auth_tokens_issue,
+    user_create,
+    user_update,
+)
 from accounts.throttling import login_attempt_check
 from codingagent.lib.http import api_validation_errors, paginated_response, paginated_serializer
 
@@ -92,6 +99,10 @@ class _RefreshSerializer(TokenRefreshSerializer):
         user = User.objects.filter(pk=token.get("user_id")).first()
         if user is None or token.get("hash_password") != get_md5_hash_password(user.password):
             raise AuthenticationFailed("The password changed since this token was issued; log in again.")
+        # A logout ends the family for good: no token of it is rotated again (so its row may be pruned once
+        # the refresh lifetime has passed, see auth_refresh_revoke).
+        if token.get("sid") and auth_family_revoked(sid=token["sid"]):
+            raise AuthenticationFailed("This token was revoked by a logout.", code="token_revoked")
         return super().validate(attrs)
 
 

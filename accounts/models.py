@@ -112,8 +112,8 @@ class RevokedTokenFamily(models.Model):
     """An API login (a refresh token and every token rotated or derived from it) ended by a logout.
 
     Access tokens carry the family id (claim ``sid``), so a logout ends them at once instead of at expiry.
-    Rows older than the refresh lifetime can be deleted: no token of theirs is still valid.
+    Rows older than the refresh lifetime are deleted at the next logout: no token of theirs is still valid.
     """
 
     sid = models.CharField(max_length=64, unique=True)
-    revoked_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(default=timezone.now, db_index=True)

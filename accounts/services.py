@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -133,13 +134,17 @@ def auth_tokens_issue(*, user: User) -> dict[str, str]:
 def auth_refresh_revoke(*, refresh: str) -> User | None:
     """Logout: blacklist a refresh token and end its family's access tokens.
 
-    Raises ``TokenError`` when the token is invalid or already revoked; returns the token's user.
+    Raises ``TokenError`` when the token is invalid or already revoked; returns the token's user. Also forgets
+    the families revoked longer ago than the refresh lifetime: the refresh endpoint rotates no token of a
+    revoked family, so every token of theirs has expired by then.
     """
     token = RefreshToken(refresh)
     token.check_blacklist()
     token.blacklist()
     if token.get("sid"):
         RevokedTokenFamily.objects.get_or_create(sid=token["sid"])
+    lifetime = max(settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"], settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"])
+    RevokedTokenFamily.objects.filter(revoked_at__lt=timezone.now() - lifetime).delete()
     return User.objects.filter(pk=token.get("user_id")).first()
 
 

@@ -3,11 +3,15 @@ per account, tokens that end when they should, and the audit log of security eve
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent, RevokedTokenFamily, User
 from conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -197,6 +201,42 @@ def test_a_logout_also_ends_access_tokens_from_rotated_refresh_tokens_but_not_ot
     assert _me(rotated["access"]).status_code == 401
     assert _me(first["access"]).status_code == 401
     assert _me(other_login["access"]).status_code == 200
+
+
+def test_a_refresh_token_of_a_logged_out_family_is_refused_even_if_not_blacklisted(api_client, alice):
+    tokens = _tokens(api_client)
+    twin = _rotated_without_blacklisting(tokens["refresh"])
+
+    api_client.post(LOGOUT, {"refresh": tokens["refresh"]}, format="json")
+    response = _refresh(twin)
+
+    assert response.status_code == 401
+    assert "revoked by a logout" in response.json()["detail"]
+
+
+def test_a_logout_forgets_families_revoked_longer_ago_than_the_refresh_lifetime(api_client, alice, settings):
+    lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    RevokedTokenFamily.objects.create(sid="expired", revoked_at=timezone.now() - lifetime - timedelta(minutes=1))
+    RevokedTokenFamily.objects.create(sid="recent", revoked_at=timezone.now() - lifetime + timedelta(minutes=1))
+    tokens = _tokens(api_client)
+
+    api_client.post(LOGOUT, {"refresh": tokens["refresh"]}, format="json")
+
+    assert set(RevokedTokenFamily.objects.values_list("sid", flat=True)) == {"recent", _sid(tokens["refresh"])}
+
+
+def _rotated_without_blacklisting(refresh: str) -> str:
+    """A second live refresh token of the family: what two refreshes racing on one token leave behind."""
+    token = RefreshToken(refresh)
+    token.set_jti()
+    token.set_exp()
+    token.set_iat()
+    token.outstand()
+    return str(token)
+
+
+def _sid(refresh: str) -> str:
+    return RefreshToken(refresh, verify=False)["sid"]
 
 
 # --- the audit log -------------------------------------------------------------------------------------
