@@ -290,9 +290,17 @@ def worker_register(*, worker_id: str, hostname: str, pid: int, concurrency: int
 
 
 def worker_heartbeat(
-    *, worker_id: str, runs_active: int, kernels: int, kernel_pss_mb: float, worker_pss_mb: float
+    *,
+    worker_id: str,
+    runs_active: int,
+    kernels: int,
+    kernel_pss_mb: float,
+    worker_pss_mb: float,
+    recreate: bool = True,
 ) -> None:
-    """Refresh the registry row (re-created if an operator or a restore removed it)."""
+    """Refresh the registry row; with ``recreate``, a row that is gone (an operator, ``run_worker --reap`` after
+    an outage, or a restore removed it) is written again. The worker passes False once it is stopping, so a
+    beat in flight never brings back the row ``worker_unregister`` just deleted."""
     figures = {
         "heartbeat_at": timezone.now(),
         "runs_active": runs_active,
@@ -300,7 +308,7 @@ def worker_heartbeat(
         "kernel_pss_mb": round(kernel_pss_mb, 1),
         "worker_pss_mb": round(worker_pss_mb, 1),
     }
-    if not WorkerProcess.objects.filter(pk=worker_id).update(**figures):
+    if not WorkerProcess.objects.filter(pk=worker_id).update(**figures) and recreate:
         host, pid = (worker_id.split(":") + ["0", "0"])[:2]
         WorkerProcess.objects.update_or_create(
             pk=worker_id,

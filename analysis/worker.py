@@ -55,6 +55,7 @@ CANCEL_POLL_SECONDS = 0.5
 HOUSEKEEPING_SECONDS = 1.0
 KERNEL_CHECK_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 5.0
+HEARTBEAT_JOIN_SECONDS = 10.0  # a beat stuck in an outage is not waited for longer at a stop
 STEP_SAVE_PATIENCE_SECONDS = 300  # a run waits this long for the database to come back before it fails
 
 
@@ -213,6 +214,9 @@ class _Heartbeat(threading.Thread):
                 kernels=len(worker.kernels),
                 kernel_pss_mb=self.memory.descendants_mb,
                 worker_pss_mb=self.memory.self_mb,
+                # Registered inside the caller's transaction (tests), the row is invisible on this thread's
+                # connection: writing it again here would commit a copy that outlives that transaction.
+                recreate=not (self.done.is_set() or worker._inline_db),
             )
             last_beat = now
         else:
@@ -424,7 +428,9 @@ class Worker:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
             for thread in threads:
                 thread.done.set()
-            # Kernels stay until ``close`` (a test may serve again); the registry row goes now.
+            # The registry row goes only once the heartbeat has finished its beat in flight (which could write
+            # the row again); kernels stay until ``close`` (a test may serve again).
+            await asyncio.to_thread(self._heartbeat.join, HEARTBEAT_JOIN_SECONDS)
             with contextlib.suppress(*OUTAGE_ERRORS):
                 await self.db(services.worker_unregister, worker_id=self.worker_id)
             with contextlib.suppress(*OUTAGE_ERRORS):

@@ -10,7 +10,6 @@ import pytest
 from django.core.files.base import ContentFile
 from rest_framework.test import APIClient
 
-from analysis.models import WorkerProcess
 from analysis.tests.factories import AnalysisSessionFactory
 from analysis.worker import Worker
 from projects.models import Dataset
@@ -122,14 +121,3 @@ def demo_sales(project, alice):
     from analysis.tests.offline_support import SAMPLE_SALES, upload
 
     return upload(project, alice, "sales.csv", SAMPLE_SALES.read_bytes())
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_worker_rows(request):
-    """Worker threads write the registry on connections of their own, which a test's transaction does not roll
-    back (PostgreSQL): a row a finished worker left behind would make run_start refuse questions as if every
-    worker had died. Each database test starts with an empty registry (inside its transaction)."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is not None and not marker.kwargs.get("transaction"):
-        request.getfixturevalue("db")
-        WorkerProcess.objects.all().delete()

@@ -3,6 +3,8 @@ the worker registry, and the reaper's handling of dead workers' runs."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +15,7 @@ from rest_framework.test import APIClient
 from analysis import selectors, services
 from analysis.models import AnalysisSession, Run, Step, WorkerProcess
 from analysis.tests.factories import AnalysisSessionFactory, RunFactory, StepFactory
+from analysis.worker import Worker
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +162,44 @@ def test_the_worker_registry_reports_kernels_and_memory_and_a_clean_stop_frees_i
     assert session.kernel_worker == ""
     assert session.kernel_lost_reason == "the worker holding them was restarted"
     assert not WorkerProcess.objects.exists()
+
+
+def test_a_heartbeat_writes_a_removed_registry_row_again_but_not_once_its_worker_is_stopping():
+    figures = {"runs_active": 0, "kernels": 0, "kernel_pss_mb": 0.0, "worker_pss_mb": 0.0}
+
+    services.worker_heartbeat(worker_id="h:3:gone", **figures)
+    restored = WorkerProcess.objects.filter(pk="h:3:gone").values_list("hostname", "pid").first()
+    WorkerProcess.objects.all().delete()
+    services.worker_heartbeat(worker_id="h:4:stopping", recreate=False, **figures)
+
+    assert restored == ("h", 3)
+    assert not WorkerProcess.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_clean_stop_during_a_heartbeat_leaves_no_registry_row(monkeypatch, settings):
+    """The stop lands while a beat is in flight (held up reading memory); a row it wrote back after
+    worker_unregister would make run_start refuse every question as if all workers had died."""
+    from codingagent.lib import procmem
+
+    settings.RUN_HEARTBEAT_SECONDS = 0
+    in_beat, real = threading.Event(), procmem.tree_memory
+
+    def slow_tree_memory():
+        in_beat.set()
+        time.sleep(1.0)
+        return real()
+
+    monkeypatch.setattr(procmem, "tree_memory", slow_tree_memory)
+    worker = Worker(worker_id="h:5:stop", executor_factory=lambda workspace: None)
+    serving = threading.Thread(target=worker.run_forever)
+    serving.start()
+    assert in_beat.wait(10)
+
+    worker.stopping = True
+    serving.join(20)
+    worker._heartbeat.join(10)  # had the stop not waited for it, the beat would end only now
+
+    assert not serving.is_alive()
+    assert not WorkerProcess.objects.exists()
+    assert not selectors.run_queue_unserved()
