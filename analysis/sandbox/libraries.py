@@ -16,6 +16,7 @@ A wrapper replaces the original in *every* loaded module that holds it, so
 
 import ast
 import builtins
+import copy
 import functools
 import inspect
 import io
@@ -615,11 +616,59 @@ def _audit(event: str, args: tuple) -> None:
         )
 
 
+# Python 3.14's copy.deepcopy returns values of these types before calling id(), as 3.11's returns them
+# after: the same copies. With an audit hook installed every id() is an audit event, and plotly and
+# matplotlib deep-copy lists of thousands of numbers (plotly's figure build took 2.2x its plain time).
+_ATOMIC_TYPES = frozenset(
+    {
+        type(None),
+        type(Ellipsis),
+        type(NotImplemented),
+        int,
+        float,
+        bool,
+        complex,
+        bytes,
+        str,
+        types.CodeType,
+        type,
+        range,
+        types.BuiltinFunctionType,
+        types.FunctionType,
+        property,
+    }
+)
+
+
+def _deepcopy_skips_atomic() -> None:
+    """copy.deepcopy takes the 3.14 fast path, and so does its recursion: the list, tuple, dict and
+    reconstruct helpers hold `deepcopy` as a default argument, which is re-bound here."""
+    if getattr(copy.deepcopy, "__sandboxed__", False):
+        return
+    original = copy.deepcopy
+
+    def deepcopy(x, memo=None, _nil=[]):  # noqa: B006 (the signature copy.deepcopy has)
+        if type(x) in _ATOMIC_TYPES:
+            return x
+        return original(x, memo, _nil)
+
+    deepcopy.__sandboxed__ = True
+    deepcopy.__doc__ = original.__doc__
+    for helper in vars(copy).values():
+        if isinstance(helper, types.FunctionType):
+            if helper.__defaults__ and original in helper.__defaults__:
+                helper.__defaults__ = tuple(deepcopy if d is original else d for d in helper.__defaults__)
+            if helper.__kwdefaults__ and helper.__kwdefaults__.get("deepcopy") is original:
+                helper.__kwdefaults__ = {**helper.__kwdefaults__, "deepcopy": deepcopy}
+    copy.deepcopy = deepcopy
+
+
 def enter_cell() -> None:
     """A cell starts running: the audit hook (installed once per process) applies until leave_cell."""
     if not _cell["hooked"]:
         _cell["read_roots"] = _read_roots()
         _cell["protected_fds"] = _open_descriptors()
+        _deepcopy_skips_atomic()
         sys.addaudithook(_audit)
         _cell["hooked"] = True
     _cell["depth"] += 1

@@ -707,3 +707,22 @@ def test_refusals_are_recorded_even_when_the_cell_catches_them(workspace):
 
     assert take_refusals() == ["module 'os'"]
     assert take_refusals() == []
+
+
+def test_deep_copies_inside_cells_are_the_same_copies_without_an_audit_event_per_number(workspace):
+    import copy
+    import sys
+
+    ids = []
+    libraries.enter_cell()  # installs the audit hook, which makes every id() an audit event
+    sys.addaudithook(lambda event, args: event == "builtins.id" and ids.append(1))
+    try:
+        shared = [1.5]
+        original = {"x": list(range(5_000)), "pair": (shared, shared), "text": "t"}
+        copied = copy.deepcopy(original)
+    finally:
+        libraries.leave_cell()
+
+    assert copied == original and copied["x"] is not original["x"]
+    assert copied["pair"][0] is copied["pair"][1] and copied["pair"][0] is not shared  # the memo still works
+    assert len(ids) < 50  # one per container, not one per number (5,000 before)
