@@ -372,7 +372,8 @@ def test_gallery_is_constant_queries(client, alice, project, session, png, djang
         artifact_make(project=project, session=session, kind="image", body=png, title=f"img {n}")
     client.force_login(alice)
 
-    with django_assert_num_queries(4):  # django session, user, the project with the caller's role, artifacts
+    # django session, user, the project with the caller's role, artifacts, the sidebar's project list
+    with django_assert_num_queries(5):
         client.get(reverse("exports:project-gallery", args=[project.pk]))
 
 

@@ -50,8 +50,8 @@ def test_dashboard_queries_stay_constant_with_200_projects_and_2000_sessions(cli
     )
     client.force_login(alice)
 
-    # session + user + the annotated project list
-    with django_assert_num_queries(3):
+    # session + user + the annotated project list + the sidebar's project list
+    with django_assert_num_queries(4):
         response = client.get(reverse("projects:dashboard"))
 
     assert response.status_code == 200
@@ -285,8 +285,8 @@ def test_project_page_queries_do_not_grow_with_datasets_or_members(
     ProjectMemberFactory.create_batch(n_datasets, project=project, role=ProjectMember.Role.VIEWER)
     client.force_login(alice)
 
-    # session + user + project (with my_role) + datasets + members
-    with django_assert_num_queries(5):
+    # session + user + project (with my_role) + datasets + members + the sidebar's project list
+    with django_assert_num_queries(6):
         response = client.get(project.get_absolute_url())
 
     assert response.content.count(b'class="dataset-profile"') == n_datasets
