@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AdminUserCreationForm, AuthenticationForm
+from django.contrib.auth.forms import AdminUserCreationForm, AuthenticationForm, PasswordResetForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.core.exceptions import ValidationError
 
 from accounts.models import User
-from accounts.throttling import login_attempt_check
+from accounts.throttling import login_attempt_check, password_reset_attempt_check
 
 
 def _email_taken(email: str, *, exclude_pk: int | None = None) -> bool:
@@ -37,6 +37,22 @@ class LoginForm(ThrottledLoginMixin, AuthenticationForm):
 
 class AdminLoginForm(ThrottledLoginMixin, AdminAuthenticationForm):
     """The Django admin's login form, throttled like the other login doors."""
+
+
+class ThrottledPasswordResetForm(PasswordResetForm):
+    """Django's "email me a reset link" form, throttled like login (by address and by the email asked for)."""
+
+    def __init__(self, *args, request=None, **kwargs):
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        cleaned = super().clean()
+        if "email" in cleaned:
+            refusal = password_reset_attempt_check(self.request, email=cleaned["email"])
+            if refusal is not None:
+                raise ValidationError(refusal.message, code="throttled")
+        return cleaned
 
 
 class SignupForm(forms.Form):

@@ -41,11 +41,15 @@ def user_create(
 
 
 @transaction.atomic
-def user_update(*, user: User, data: dict[str, Any], actor: User | None = None) -> User:
+def user_update(
+    *, user: User, data: dict[str, Any], actor: User | None = None, request: HttpRequest | None = None
+) -> User:
     """Change a user's name, role, active flag and/or password (only the keys present in ``data``).
 
-    A new password ends every API token of the user (their claim holds the old password's hash); the
-    role change and the reset are audited with ``actor`` (the administrator).
+    A new password ends every API token of the user (their claim holds the old password's hash) and every
+    logged-in browser session (Django checks the session's password hash on each request); the role change
+    and the reset are audited with ``actor`` (the administrator, or the user for a reset by emailed link)
+    and ``request``'s address.
     """
     old_role = user.role
     for field in USER_UPDATABLE_FIELDS:
@@ -60,10 +64,10 @@ def user_update(*, user: User, data: dict[str, Any], actor: User | None = None) 
     user.full_clean(exclude=["password"])
     user.save()
     if user.role != old_role:
-        audit_record(event=AuditEvent.Event.ROLE_CHANGED, user=actor, target=f"user {user.email}",
+        audit_record(event=AuditEvent.Event.ROLE_CHANGED, user=actor, request=request, target=f"user {user.email}",
                      detail={"from": old_role, "to": user.role})  # fmt: skip
     if data.get("password"):
-        audit_record(event=AuditEvent.Event.PASSWORD_RESET, user=actor, target=f"user {user.email}")
+        audit_record(event=AuditEvent.Event.PASSWORD_RESET, user=actor, request=request, target=f"user {user.email}")
     return user
 
 

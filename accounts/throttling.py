@@ -127,3 +127,27 @@ def _account_window(email: str, *, request: HttpRequest | None = None) -> _Windo
     """The failures of the account ``email``; with ``request``, only those from the request's address."""
     ident = _email_key(email) if request is None else f"{_email_key(email)}:{client_address(request)}"
     return _window("account", ident, settings.LOGIN_ACCOUNT_THROTTLE)
+
+
+def password_reset_attempt_check(request: HttpRequest, *, email: str) -> LoginRefusal | None:
+    """Count one password-reset request; a refusal when the address or the email is over its limit.
+
+    The login rates, in counters of their own: every request counts against the client address
+    (``LOGIN_THROTTLE``) and against the email asked for (``LOGIN_ACCOUNT_THROTTLE``, so nobody can flood an
+    inbox), whether or not the email is registered, so a refusal says nothing about the address either.
+    """
+    address = _window("reset-address", client_address(request), settings.LOGIN_THROTTLE)
+    account = _window("reset-account", _email_key(email), settings.LOGIN_ACCOUNT_THROTTLE)
+    for window, scope in ((address, "address"), (account, "account")):
+        attempts = _count(window)
+        if attempts <= window.limit:
+            continue
+        if attempts == window.limit + 1:
+            detail = {"scope": f"reset-{scope}", "seconds": window.wait}
+            audit_record(event=AuditEvent.Event.LOCKOUT, email=email, request=request,
+                         target=f"password reset {scope}", detail=detail)  # fmt: skip
+        return LoginRefusal(
+            wait=window.wait,
+            message=f"Too many password reset requests. Please wait {_wait_text(window.wait)} and try again.",
+        )
+    return None

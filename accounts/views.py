@@ -1,4 +1,4 @@
-"""Login, logout, password change (Django's views with our templates) and optional sign-up."""
+"""Login, logout, password change and reset by email (Django's views with our templates) and optional sign-up."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.forms import LoginForm, SignupForm
+from accounts.forms import LoginForm, SignupForm, ThrottledPasswordResetForm
 from accounts.models import AuditEvent
-from accounts.services import audit_record, signup_confirm, signup_request, user_theme_set
+from accounts.services import audit_record, signup_confirm, signup_request, user_theme_set, user_update
 
 
 class LoginView(auth_views.LoginView):
@@ -50,6 +50,46 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
     template_name = "accounts/password_change_done.html"
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """The "email me a link" page: the same "check your email" page whether or not the address is registered (Django
+    mails only active accounts with a usable password), throttled like login."""
+
+    template_name = "accounts/password_reset.html"
+    form_class = ThrottledPasswordResetForm
+    email_template_name = "accounts/password_reset_email.txt"
+    subject_template_name = "accounts/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+    http_method_names = ["get", "post", "head", "options"]  # FormView would treat a PUT as a POST
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
+
+    def form_invalid(self, form) -> HttpResponse:
+        response = super().form_invalid(form)
+        response.status_code = 429 if form.has_error(NON_FIELD_ERRORS, code="throttled") else 400
+        return response
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "accounts/password_reset_done.html"
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+    def form_valid(self, form) -> HttpResponse:
+        # The one password service (as an admin's reset): API tokens and other sessions end, the reset is audited.
+        user_update(user=form.user, data={"password": form.cleaned_data["new_password1"]}, actor=form.user,
+                    request=self.request)  # fmt: skip
+        del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "accounts/password_reset_complete.html"
 
 
 @require_http_methods(["GET", "POST"])
