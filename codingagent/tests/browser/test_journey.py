@@ -175,40 +175,62 @@ def test_phone_width_has_no_sideways_scroll_on_any_main_page_and_the_panels_are_
                                   has_touch=True)  # fmt: skip
     page = context.new_page()
     page.add_init_script(RECORD_VIOLATIONS)
+    page.emulate_media(color_scheme="light")
     log_in(page, email=live_app.demo_email, password=live_app.demo_password)
-    page.goto(f"/projects/{live_app.demo_project_pk}/")
+    project = f"/projects/{live_app.demo_project_pk}/"
+    page.goto(project)
     page.wait_for_selector("#project-sessions .project-sessions")
     session_link = page.locator("#project-sessions a[href^='/sessions/']").first
     session_path = (
         session_link.get_attribute("href") if session_link.count() else getattr(live_app, "session_path", None)
     )
-    pages = ["/", f"/projects/{live_app.demo_project_pk}/", f"/projects/{live_app.demo_project_pk}/gallery/",
-             f"/projects/{live_app.demo_project_pk}/edit/", "/accounts/password_change/"]  # fmt: skip
+    dataset_path = page.locator("#datasets a[href^='/datasets/']").first.get_attribute("href")
+    pages = ["/", project, dataset_path, f"{project}gallery/", f"{project}edit/", "/accounts/password_change/",
+             "/accounts/password-reset/"]  # fmt: skip
     if session_path:
         pages.append(session_path)
 
-    scrolls = {}
+    scrolls, drawers = {}, {}
     for path in pages:
         page.goto(path)
         page.wait_for_load_state("networkidle")
         scrolls[path] = page.evaluate(NO_SIDEWAYS_SCROLL)
+        # The projects sidebar is on the page, as a drawer that starts closed.
+        drawers[path] = (page.locator("#projects-sidebar .project-list").count(), page.is_visible("#projects-sidebar"))
         assert page.evaluate(TEMPLATE_SYNTAX) is False, path
+    shots = {"dashboard": "/", "project": project, "session": session_path}
+    for name, path in shots.items():
+        if path:
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            shoot(page, f"{name}-light-phone")
     if session_path:
         page.goto(session_path)
         page.wait_for_load_state("networkidle")
-        shoot(page, "session-light-phone")
         page.click("[data-toggle-panel='sidebar']")
         page.wait_for_timeout(300)
         sidebar_open = page.locator(".layout > .sidebar").is_visible()
+        current = page.locator("#projects-sidebar .project-list li.current a").text_content()
         shoot(page, "session-drawer-phone")
         page.click("[data-drawer-backdrop]", position={"x": 360, "y": 400})  # beside the drawer
         page.wait_for_timeout(300)
         assert sidebar_open and not page.locator(".layout > .sidebar").is_visible()
+        assert current
+    # Dark, chosen on the account (its saved choice outranks the system's), then back to light.
     page.goto("/")
-    page.emulate_media(color_scheme="dark")
-    shoot(page, "dashboard-phone")
+    page.click("[data-theme-toggle]")
+    page.wait_for_timeout(300)  # the choice is saved with a background POST
+    for name, path in shots.items():
+        if path:
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            assert theme(page) == "dark", path
+            shoot(page, f"{name}-dark-phone")
+    page.click("[data-theme-toggle]")
+    page.wait_for_timeout(300)
 
     assert {path: ok for path, ok in scrolls.items() if not ok} == {}
+    assert {path: state for path, state in drawers.items() if state != (1, False)} == {}
     assert violations(page) == []
     context.close()
 
