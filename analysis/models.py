@@ -109,6 +109,9 @@ class Run(models.Model):
         return None
 
 
+LONG_OUTPUT_LINES = 15  # an output longer than this starts folded on the session page
+
+
 class Step(models.Model):
     class Kind(models.TextChoices):
         THOUGHT = "thought", "Thought"
@@ -133,6 +136,19 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"Step {self.ordinal} ({self.kind}) of run {self.run_id}"
+
+    @property
+    def line_count(self) -> int:
+        """Lines the step shows: its text (code, thought, stdout), and an output's stderr and display too."""
+        texts = [self.content]
+        if self.kind == self.Kind.OUTPUT:
+            texts += [self.data.get("stderr") or "", str(self.data.get("display") or "")]
+        return sum(len(text.splitlines()) for text in texts)
+
+    @property
+    def starts_folded(self) -> bool:
+        """Long outputs are folded on the page (their line count shows on the fold)."""
+        return self.kind == self.Kind.OUTPUT and self.line_count > LONG_OUTPUT_LINES
 
 
 def artifact_upload_to(instance: Artifact, filename: str) -> str:

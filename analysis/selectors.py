@@ -12,6 +12,7 @@ from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery, S
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from analysis.agent.models import model_name
 from analysis.artifact_views import artifact_view_for
 from analysis.claims import ValuePool
 from analysis.models import AnalysisSession, Artifact, Run, Step, WorkerProcess
@@ -128,6 +129,90 @@ def usage_totals_for_session(*, session: AnalysisSession) -> dict:
 
 def usage_totals_for_user(*, user) -> dict:
     return usage_totals(runs=Run.objects.filter(user=user))
+
+
+# --- what the session page and its pushed fragments show (one builder: page and push cannot disagree) ---
+
+CHART_HINTS = ("plotly", "px.", "go.Figure", "matplotlib", "plt.", ".plot(")
+
+
+def run_activity(*, run: Run, last_step: Step | None, code_steps: int) -> str:
+    """What the running indicator says a live run is doing, read from its newest step ("" once it has ended).
+
+    A code step is being executed until its output arrives; text the model writes next to a tool call, and an
+    output, mean it is thinking again; a result (a chart or table stored, or an output setting final_result)
+    usually comes right before the answer."""
+    if not run.is_active:
+        return ""
+    if run.status == Run.Status.QUEUED:
+        return "Waiting to start…"
+    kind = last_step.kind if last_step is not None else None
+    if kind == Step.Kind.CODE:
+        if any(hint in last_step.content for hint in CHART_HINTS):
+            return "Drawing chart…"
+        return f"Running code (step {code_steps})…"
+    if kind in (Step.Kind.ARTIFACT, Step.Kind.ANSWER) or (
+        kind == Step.Kind.OUTPUT and last_step.data.get("final_result") is not None
+    ):
+        return "Writing the answer…"
+    return "Thinking…"
+
+
+def run_live_prepare(run: Run, *, steps: list[Step] | None = None, last_step: Step | None = None) -> Run:
+    """Set what a run's status fragment shows beyond its own row: ``run.model_name`` (the real name, while it
+    runs too) and ``run.activity``. ``steps``: the run's steps in order when already loaded (the page); else
+    ``last_step`` (a step being pushed: no query, a code step carries its execution number) or, for neither,
+    one query for the newest."""
+    run.model_name = model_name(run.model)
+    run.activity = ""
+    if not run.is_active:
+        return run
+    if steps is not None:
+        last_step = steps[-1] if steps else None
+        code_steps = sum(1 for s in steps if s.kind == Step.Kind.CODE)
+    else:
+        if last_step is None:
+            last_step = run.steps.order_by("-ordinal").first()
+        code_steps = 0
+        if last_step is not None and last_step.kind == Step.Kind.CODE:
+            code_steps = last_step.data.get("execution") or (
+                run.steps.filter(kind=Step.Kind.CODE, ordinal__lte=last_step.ordinal).count()
+            )
+    run.activity = run_activity(run=run, last_step=last_step, code_steps=code_steps)
+    return run
+
+
+def session_live_context(
+    *, session: AnalysisSession, runs: list[Run], steps_loaded: bool = False, last_step: Step | None = None
+) -> dict:
+    """The context the session's run, status, composer and usage fragments render from, on page load and in
+    every push: each run prepared (``run_live_prepare``), the active run, and the session's totals (counting
+    a run from the moment it is asked, so the footer never says 0 questions while one streams).
+    ``steps_loaded``: the runs' steps are prefetched (the page); ``last_step``: the one run's newest step."""
+    for run in runs:
+        run_live_prepare(run, steps=list(run.steps.all()) if steps_loaded else None, last_step=last_step)
+    return {
+        "session": session,
+        "runs": runs,
+        "active_run": next((r for r in runs if r.is_active), None),
+        "usage": usage_totals_for_session(session=session),
+    }
+
+
+def example_questions_for_session(*, session: AnalysisSession, limit: int = 3) -> list[str]:
+    """Questions a newcomer could ask first, named after the project's columns (none without a dataset)."""
+    for dataset in Dataset.objects.filter(project_id=session.project_id).order_by("-pk").only("profile")[:1]:
+        columns = (dataset.profile or {}).get("columns") or []
+        numbers = [c["name"] for c in columns if c.get("kind") == "numeric"]
+        labels = [c["name"] for c in columns if c.get("kind") == "text"]
+        examples = []
+        if numbers and labels:
+            examples.append(f"Average {numbers[-1]} by {labels[0]}")
+            examples.append(f"Show a bar chart of {numbers[-1]} by {labels[0]}")
+        if numbers:
+            examples.append(f"Show the distribution of {numbers[0]}")
+        return (examples or ["How many rows are there, and what do the columns contain?"])[:limit]
+    return []
 
 
 def datasets_for_session(*, session: AnalysisSession) -> list[Dataset]:

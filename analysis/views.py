@@ -14,6 +14,7 @@ from analysis import selectors, services
 from analysis.agent.models import model_choices, model_key_resolve, model_label
 from analysis.forms import QuestionForm, SessionForm
 from analysis.models import AnalysisSession, Step
+from analysis.streaming import push
 from codingagent.lib.http import AuthedHtmxRequest, get_object_or_403
 from projects.selectors import project_editable_qs_for, project_qs_for, project_role_for
 
@@ -26,20 +27,18 @@ def _form_errors(form) -> str:
 def session_page_context(*, user, session: AnalysisSession) -> dict:
     runs = selectors.run_list_for_session_page(session=session)
     selectors.run_queue_attach(runs)
-    active = next((r for r in runs if r.is_active), None)
     last_step = Step.objects.filter(run__session=session).aggregate(m=Max("pk"))["m"] or 0
     key = model_key_resolve(session.model)
     return {
-        "session": session,
-        "runs": runs,
-        "active_run": active,
+        # The part pushes re-render comes from the same builder as theirs (analysis.streaming.push).
+        **selectors.session_live_context(session=session, runs=runs, steps_loaded=True),
         "last_step_pk": last_step,
         "can_edit": project_role_for(user, session.project).can_edit,
         "model_choices": model_choices(),
         "current_model": key,
         "current_model_label": model_label(key),
-        "usage": selectors.usage_totals_for_session(session=session),
         "user_usage": selectors.usage_totals_for_user(user=user),
+        "example_questions": [] if runs else selectors.example_questions_for_session(session=session),
         "sibling_sessions": list(
             AnalysisSession.objects.filter(project_id=session.project_id).only("pk", "title")[:30]
         ),
@@ -138,8 +137,7 @@ def run_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     response = render(request, "analysis/session_detail.html#composer", context)
     if active is not None and not error:
         # The new run's shell arrives with this response (the socket may add it too; the client dedupes by id).
-        shell = render(request, "analysis/_push_run.html", {"run": active, "with_shell": True}).content
-        response.content += shell
+        response.content += push.render_run_message(run=active, with_shell=True).encode()
     return response
 
 

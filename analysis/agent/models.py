@@ -19,6 +19,8 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
 OFFLINE = "offline"
+OFFLINE_MODEL_NAME = "offline-analyst"  # the built-in analyst's model name (what a finished run records)
+PROVIDER_PREFIXES = ("openrouter:", "local:")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,19 @@ def model_label(key: str) -> str:
         if choice.key == key:
             return choice.label
     return key or "Default"
+
+
+def model_name(model: str) -> str:
+    """The name of the model a run uses, whether ``model`` is a choice key (a run not finished yet stores its
+    session's) or already the provider's model name (a finished run stores what the model reported):
+    ``"offline"`` → ``offline-analyst``, ``"local:x"`` / ``"openrouter:x"`` → ``x``, ``""`` → the default's."""
+    key = model or model_default_key()
+    if key == OFFLINE:
+        return OFFLINE_MODEL_NAME
+    for prefix in PROVIDER_PREFIXES:
+        if key.startswith(prefix):
+            return key.removeprefix(prefix)
+    return key
 
 
 # Errors worth another attempt: the provider is busy, broken for a moment, or slow.

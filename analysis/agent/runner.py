@@ -353,7 +353,10 @@ async def run_python(ctx: RunContext[AgentDeps], code: str) -> str:
     if deps.tool_calls > deps.max_tool_calls:
         raise StepBudgetExceeded
     t0 = time.perf_counter()
-    code_step = await deps.db(services.step_create, run=deps.run, kind=Step.Kind.CODE, content=code)
+    # data["execution"]: the how-manieth execution of the run (the running indicator's "step N", no query).
+    code_step = await deps.db(
+        services.step_create, run=deps.run, kind=Step.Kind.CODE, content=code, data={"execution": deps.tool_calls}
+    )
     t1 = time.perf_counter()
     result = _result_dict(await _execute(deps, code))
     t2 = time.perf_counter()

@@ -71,8 +71,10 @@ def render_fragment(template_name: str, context: dict) -> str:
 
 
 def render_step_message(*, step: Step) -> str:
-    """The websocket message for one step: top-level out-of-band elements only."""
-    return render_fragment("analysis/_push_step.html", {"step": step, "run": step.run})
+    """The websocket message for one step: top-level out-of-band elements only (with the running indicator
+    of its run, read from this step, while the run is live)."""
+    run = selectors.run_live_prepare(step.run, last_step=step)
+    return render_fragment("analysis/_push_step.html", {"step": step, "run": run})
 
 
 def render_run_message(*, run: Run, with_shell: bool, session: AnalysisSession | None = None) -> str:
@@ -84,17 +86,13 @@ def render_run_message(*, run: Run, with_shell: bool, session: AnalysisSession |
     )
 
 
-def _run_context(*, run: Run, session: AnalysisSession | None) -> dict:
+def _run_context(*, run: Run, session: AnalysisSession | None, last_step: Step | None = None) -> dict:
+    """The page's own context builder (``selectors.session_live_context``) for this one run, so a pushed
+    status, composer and usage say what a reload would."""
     if session is None:
-        return {"run": run, "with_composer": False}
-    return {
-        "run": run,
-        "with_composer": True,
-        "session": session,
-        "active_run": run if run.is_active else None,
-        # Totals only change when a run ends; skipping the aggregate keeps status bursts cheap.
-        "usage": None if run.is_active else selectors.usage_totals_for_session(session=session),
-    }
+        return {"run": selectors.run_live_prepare(run, last_step=last_step), "with_composer": False}
+    context = selectors.session_live_context(session=session, runs=[run], last_step=last_step)
+    return {**context, "run": run, "with_composer": True}
 
 
 def readonly(html: str) -> str:
@@ -113,8 +111,9 @@ def run_event(*, run_id: int) -> dict | None:
     if run is None:
         return None
     selectors.run_queue_attach([run])
-    last_step_pk = run.steps.order_by("-pk").values_list("pk", flat=True).first() or 0
-    context = _run_context(run=run, session=run.session)
+    last_step = run.steps.order_by("-pk").first()
+    last_step_pk = last_step.pk if last_step is not None else 0
+    context = _run_context(run=run, session=run.session, last_step=last_step)
     return {
         "type": "run.update",
         "run_pk": run.pk,

@@ -269,7 +269,7 @@ def test_htmx_dataset_delete_swaps_the_list(client, project, bob, dataset, djang
         response = client.post(reverse("projects:dataset-delete", args=[dataset.pk]), HTTP_HX_REQUEST="true")
 
     assert response.status_code == 200
-    assert b"No datasets yet." in response.content
+    assert b"No data yet." in response.content and b"Choose a file to upload" in response.content
     assert not Dataset.objects.exists()
 
 

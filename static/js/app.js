@@ -225,3 +225,41 @@
     if (progress && event.detail.total) progress.value = event.detail.loaded / event.detail.total * 100;
   });
 })();
+
+// Empty states' actions. <a data-focus-target="#selector">: focus that field (a file input opens its chooser),
+// opening the side drawer it sits in at phone width. <button data-example-question="…">: put the text in the
+// question box, ready to send or edit.
+(function () {
+  var root = document.documentElement;
+  function reveal(el) {
+    var panel = el.closest(".layout > .sidebar, .layout > .aside");
+    if (panel && window.matchMedia("(max-width: 900px)").matches) {
+      var name = panel.classList.contains("sidebar") ? "sidebar" : "aside";
+      if (!root.classList.contains(name + "-open")) {
+        var toggle = document.querySelector('[data-toggle-panel="' + name + '"]');
+        if (toggle) toggle.click();
+      }
+    }
+  }
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("[data-focus-target]");
+    if (link) {
+      var field = document.querySelector(link.dataset.focusTarget);
+      if (!field) return; // the link's own href still leads there
+      event.preventDefault();
+      reveal(field);
+      field.focus();
+      if (field.type === "file") field.click();
+      return;
+    }
+    var example = event.target.closest("[data-example-question]");
+    if (example) {
+      var box = document.getElementById("question-input");
+      if (!box || box.disabled) return;
+      box.value = example.dataset.exampleQuestion;
+      reveal(box);
+      box.focus();
+      box.setSelectionRange(box.value.length, box.value.length);
+    }
+  });
+})();

@@ -69,6 +69,7 @@
     if (!step) return;
     var work = step.closest("details");
     if (work) work.open = true;
+    step.querySelectorAll("details.step-fold").forEach(function (fold) { fold.open = true; });
     var source = mark.dataset.claimSource;
     if (source === "table") return showCell(step, parseInt(mark.dataset.claimRow, 10), mark.dataset.claimColumn);
     if (source === "stdout") return flash(markLine(step, parseInt(mark.dataset.claimLine, 10)));

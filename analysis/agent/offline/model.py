@@ -8,10 +8,9 @@ import re
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from analysis.agent.models import OFFLINE_MODEL_NAME as MODEL_NAME
 from analysis.agent.offline.conversation import Resolved, conversation_resolve
 from analysis.agent.offline.datasets import DatasetInfo
-
-MODEL_NAME = "offline-analyst"
 
 
 def _last_tool_return(messages: list[ModelMessage]) -> ToolReturnPart | None:

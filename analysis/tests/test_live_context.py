@@ -1,0 +1,180 @@
+"""The session page and what the websocket pushes are rendered from one context builder
+(``selectors.session_live_context``): a live run's footer, running indicator and the session's totals read the
+same on a reload as in the pushes that streamed them."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from django.test import override_settings
+from django.urls import reverse
+
+from analysis import selectors
+from analysis.agent.models import OFFLINE_MODEL_NAME, model_name
+from analysis.models import Run, Step
+from analysis.streaming import push
+from analysis.tests.factories import AnalysisSessionFactory, RunFactory, StepFactory
+
+pytestmark = pytest.mark.django_db
+LOOPBACK = {"LLM_BASE_URL": "http://127.0.0.1:9/v1", "LLM_MODEL": "loopback", "OPENROUTER_API_KEY": ""}
+
+
+class _TextOf(HTMLParser):
+    def __init__(self, element_id: str) -> None:
+        super().__init__()
+        self.element_id, self.depth, self.found, self.text = element_id, 0, False, []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if self.depth or dict(attrs).get("id") == self.element_id:
+            self.found = True
+            self.depth += 1
+
+    def handle_endtag(self, tag) -> None:
+        if self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data) -> None:
+        if self.depth:
+            self.text.append(data)
+
+
+def _element(html: str, element_id: str) -> str:
+    """The text of the element with this id (tags dropped, whitespace collapsed)."""
+    parser = _TextOf(element_id)
+    parser.feed(html)
+    assert parser.found, f"#{element_id} not in the HTML"
+    return " ".join("".join(parser.text).split())
+
+
+@pytest.fixture
+def session(project, alice):
+    return AnalysisSessionFactory(project=project, user=alice, title="Revenue")
+
+
+@override_settings(**LOOPBACK)
+def test_a_streaming_runs_footer_and_totals_read_the_same_pushed_as_on_the_page(client, alice, session):
+    RunFactory(session=session, status=Run.Status.SUCCEEDED, model="loopback", tokens_in=100, tokens_out=10)
+    run = RunFactory(session=session, status=Run.Status.RUNNING, model="")  # the session's default model
+    StepFactory(run=run, ordinal=1, kind=Step.Kind.THOUGHT)
+    client.force_login(alice)
+
+    page = client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode()
+    pushed = push.run_event(run_id=run.pk)["html"]
+
+    footer = _element(pushed, f"run-{run.pk}-status")
+    assert "loopback" in footer and "offline" not in footer and "local:" not in footer
+    assert footer == _element(page, f"run-{run.pk}-status")
+    usage = _element(pushed, "session-usage")
+    assert usage.startswith("Session: 2 questions · 100 tokens in")  # the running one counts at once
+    assert usage == _element(page, "session-usage")
+
+
+def test_the_offline_analyst_is_named_as_its_finished_runs_are_while_it_runs(session):
+    session.model = "offline"
+    session.save()
+    running = RunFactory(session=session, status=Run.Status.RUNNING, model="offline")
+    finished = RunFactory(session=session, status=Run.Status.SUCCEEDED, model=OFFLINE_MODEL_NAME)
+
+    live = _element(push.render_run_message(run=running, with_shell=False, session=session), f"run-{running.pk}-status")
+    done = _element(
+        push.render_run_message(run=finished, with_shell=False, session=session), f"run-{finished.pk}-status"
+    )
+
+    assert OFFLINE_MODEL_NAME in live and OFFLINE_MODEL_NAME in done
+    assert not re.search(r"\boffline\b(?!-)", live)
+
+
+@override_settings(**LOOPBACK)
+def test_model_names_from_choice_keys_and_from_finished_runs():
+    assert model_name("offline") == OFFLINE_MODEL_NAME
+    assert model_name("local:loopback") == "loopback"
+    assert model_name("openrouter:openai/gpt-4o") == "openai/gpt-4o"
+    assert model_name("") == "loopback"  # the deployment's default
+    assert model_name("gpt-4o-2024-08-06") == "gpt-4o-2024-08-06"  # what a finished run stored
+
+
+def test_the_per_viewer_total_is_on_the_page_but_never_in_a_push(client, alice, session):
+    run = RunFactory(session=session, status=Run.Status.SUCCEEDED)
+    client.force_login(alice)
+
+    page = client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode()
+    pushed = push.run_event(run_id=run.pk)["html"]
+
+    assert _element(page, "user-usage").startswith("You in total: $")
+    assert "user-usage" not in pushed and "in total" not in pushed
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        ([], "Thinking…"),
+        ([("thought", "I will sum it", {})], "Thinking…"),
+        ([("thought", "", {}), ("code", "df.revenue.sum()", {"execution": 1})], "Running code (step 1)…"),
+        ([("code", "a", {}), ("output", "1", {}), ("code", "b", {})], "Running code (step 2)…"),
+        ([("code", "import plotly.express as px\nfig = px.bar(df)", {})], "Drawing chart…"),
+        ([("code", "a", {}), ("output", "1", {})], "Thinking…"),
+        ([("code", "a", {}), ("output", "", {"final_result": 3})], "Writing the answer…"),
+        ([("code", "a", {}), ("artifact", "Revenue by region", {})], "Writing the answer…"),
+    ],
+)
+def test_the_running_indicator_names_what_the_run_does_from_its_newest_step(session, steps, expected):
+    run = RunFactory(session=session, status=Run.Status.RUNNING)
+    for ordinal, (kind, content, data) in enumerate(steps, start=1):
+        StepFactory(run=run, ordinal=ordinal, kind=kind, content=content, data=data)
+
+    from_db = selectors.run_live_prepare(Run.objects.get(pk=run.pk)).activity
+    loaded = selectors.run_live_prepare(Run.objects.get(pk=run.pk), steps=list(run.steps.order_by("ordinal"))).activity
+
+    assert from_db == loaded == expected
+
+
+def test_the_indicator_waits_while_queued_and_is_gone_once_the_run_ended(session):
+    queued = RunFactory(session=session, status=Run.Status.QUEUED)
+    assert selectors.run_live_prepare(queued).activity == "Waiting to start…"
+    for status in (Run.Status.SUCCEEDED, Run.Status.FAILED, Run.Status.CANCELLED):
+        run = RunFactory(session=session, status=status)
+        html = push.render_run_message(run=run, with_shell=False, session=session)
+        assert f"run-{run.pk}-activity" not in html and "spinner" not in html
+
+
+def test_each_pushed_step_of_a_live_run_refreshes_its_indicator_without_a_query(django_assert_num_queries, session):
+    run = RunFactory(session=session, status=Run.Status.RUNNING)
+    StepFactory(run=run, ordinal=1, kind="code", content="a = 1", data={"execution": 1})
+    step = StepFactory(run=run, ordinal=2, kind="code", content="b = 2", data={"execution": 2})
+    step = Step.objects.select_related("run").prefetch_related("artifacts").get(pk=step.pk)
+
+    with django_assert_num_queries(0):
+        html = push.render_step_message(step=step)
+
+    assert re.search(rf'id="run-{run.pk}-activity"[^>]*hx-swap-oob="true"', html)
+    assert _element(html, f"run-{run.pk}-activity").startswith("Running code (step 2)…")
+
+
+def test_a_step_of_a_finished_run_carries_no_indicator(session):
+    run = RunFactory(session=session, status=Run.Status.SUCCEEDED)
+    step = StepFactory(run=run, ordinal=1, kind="answer", content="42")
+
+    assert "activity" not in push.render_step_message(step=step)
+
+
+def test_long_outputs_start_folded_with_their_line_count_and_code_folds_too(client, alice, session):
+    run = RunFactory(session=session)
+    StepFactory(run=run, ordinal=1, kind="code", content="for i in range(40):\n    print(i)")
+    short = StepFactory(run=run, ordinal=2, kind="output", content="1\n2\n")
+    long = StepFactory(run=run, ordinal=3, kind="output", content="".join(f"{i}\n" for i in range(40)))
+    client.force_login(alice)
+
+    page = client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode()
+
+    def fold(step_pk: int) -> str:
+        return re.search(
+            rf'id="step-{step_pk}".*?(<details[^>]*>)\s*<summary[^>]*>(.*?)</summary>', page, re.S
+        ).groups()
+
+    assert (short.line_count, long.line_count) == (2, 40)
+    assert fold(short.pk)[0] == '<details class="step-fold" open>'
+    assert fold(long.pk)[0] == '<details class="step-fold">' and "40 lines" in fold(long.pk)[1]
+    code = run.steps.get(ordinal=1)
+    assert "2 lines" in fold(code.pk)[1]
