@@ -250,3 +250,22 @@ def test_a_second_user_gets_404_on_the_first_users_session(page, live_app):
     # The served app runs with DEBUG=1 (Django's own 404 page); the friendly one is checked in test_pages.py.
     assert response.status == 404
     assert "show me" not in page.content() and "Untitled session" not in page.content()
+
+
+def test_the_projects_sidebar_follows_the_user_across_pages_and_stays_collapsed_once_collapsed(page, live_app):
+    log_in(page, email=live_app.demo_email, password=live_app.demo_password)
+    project = f"/projects/{live_app.demo_project_pk}/"
+    page.goto(project)
+    current = page.locator("#projects-sidebar .project-list li.current a").get_attribute("href")
+
+    page.keyboard.press(f"{MOD}+b")
+    page.goto(f"{project}gallery/")
+    collapsed_elsewhere = page.locator(".layout > .sidebar").is_visible()
+    page.goto("/accounts/password_change/")
+    page.keyboard.press(f"{MOD}+b")
+    page.goto(f"{project}gallery/")
+
+    assert current == project
+    assert collapsed_elsewhere is False
+    assert page.locator(".layout > .sidebar").is_visible()
+    assert page.locator("#projects-sidebar .project-list li.current a").get_attribute("href") == project
