@@ -13,11 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.urls import reverse
-
 from analysis.models import Artifact
 from analysis.sandbox import artifact_schema, protocol
 from analysis.tables import PAGE_SIZE, TablePage, table_data_normalise, table_data_read, table_page_build
+from codingagent.lib.urls import reverse_pk
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def artifact_formats(*, artifact: Artifact) -> tuple[str, ...]:
 
 
 def artifact_download_url(*, artifact: Artifact, fmt: str, inline: bool = False) -> str:
-    url = reverse("exports:artifact-download", args=[artifact.pk])
+    url = reverse_pk("exports:artifact-download", artifact.pk)
     query = f"?format={fmt}" if fmt != "file" else ""
     if inline:
         query += ("&" if query else "?") + "inline=1"
@@ -76,7 +75,7 @@ def artifact_title(*, artifact: Artifact) -> str:
 
 def artifact_view_for(artifact: Artifact) -> ArtifactView:
     """The page view of one artifact from its database row alone: never opens its file."""
-    detail_url = reverse("exports:artifact-detail", args=[artifact.pk])
+    detail_url = reverse_pk("exports:artifact-detail", artifact.pk)
     view = ArtifactView(
         title=artifact_title(artifact=artifact),
         detail_url=detail_url,

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import reverse
-
 from analysis.artifact_views import (  # noqa: F401  (re-exported: the exports app's callers import them from here)
     EMBED_FIGURE_MAX_BYTES,
     FORMAT_LABELS,
@@ -24,6 +22,7 @@ from analysis.artifact_views import (  # noqa: F401  (re-exported: the exports a
 )
 from analysis.models import Artifact
 from analysis.tables import TablePage, table_data_read, table_page_build
+from codingagent.lib.urls import reverse_pk
 
 
 def artifact_view_build(*, artifact: Artifact, page: Any = 1, sort: str = "") -> ArtifactView:
@@ -48,8 +47,8 @@ def artifact_thumb_build(*, artifact: Artifact) -> dict[str, Any]:
         picture = artifact_download_url(artifact=artifact, fmt="png", inline=True)
     return {
         "title": artifact_title(artifact=artifact),
-        "detail_url": reverse("exports:artifact-detail", args=[artifact.pk]),
-        "pin_url": reverse("exports:artifact-pin", args=[artifact.pk]),
+        "detail_url": reverse_pk("exports:artifact-detail", artifact.pk),
+        "pin_url": reverse_pk("exports:artifact-pin", artifact.pk),
         "picture": picture,
         "summary": summary,
         "downloads": [
