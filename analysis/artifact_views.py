@@ -16,7 +16,7 @@ from typing import Any
 from analysis.models import Artifact
 from analysis.sandbox import artifact_schema, protocol
 from analysis.tables import PAGE_SIZE, TablePage, table_data_normalise, table_data_read, table_page_build
-from codingagent.lib.urls import reverse_pk
+from codingagent.lib.urls import reverse_fixed, reverse_pk
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class ArtifactView:
     downloads: list[DownloadLink]
     figure_id: str
     json_url: str = ""  # plotly: where the browser fetches the figure when it is not embedded
+    plotly_js_url: str = ""  # plotly: the library artifacts.js loads before drawing
     figure: dict[str, Any] | None = None  # plotly: embedded figure (detail page only)
     image_url: str = ""
     table: TablePage | None = None
@@ -87,6 +88,7 @@ def artifact_view_for(artifact: Artifact) -> ArtifactView:
     )
     if artifact.kind == Artifact.Kind.PLOTLY:
         view.json_url = artifact_download_url(artifact=artifact, fmt="json", inline=True)
+        view.plotly_js_url = reverse_fixed("exports:plotly-js")
         view.rendition_note = (
             str((artifact.meta or {}).get("rendition_error") or "") if isinstance(artifact.meta, dict) else ""
         )

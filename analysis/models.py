@@ -6,7 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 
+from analysis import step_html
 from projects.models import Project
 
 
@@ -108,6 +110,27 @@ class Run(models.Model):
             return (self.finished_at - self.started_at).total_seconds()
         return None
 
+    @property
+    def page_steps(self) -> list[Step]:
+        """The run's steps in order: those the page selector prefetched into ``step_list``, else read now."""
+        steps = getattr(self, "step_list", None)
+        return steps if steps is not None else list(self.steps.all())
+
+    # Where the session page shows each step (session_detail.html#run): thoughts, code, output and errors folded
+    # into "work", artifacts beside it, the answer and notices below.
+
+    @property
+    def work_steps(self) -> list[Step]:
+        return [s for s in self.page_steps if s.kind not in (Step.Kind.ANSWER, Step.Kind.ARTIFACT, Step.Kind.NOTICE)]
+
+    @property
+    def artifact_steps(self) -> list[Step]:
+        return [s for s in self.page_steps if s.kind == Step.Kind.ARTIFACT]
+
+    @property
+    def answer_steps(self) -> list[Step]:
+        return [s for s in self.page_steps if s.kind in (Step.Kind.ANSWER, Step.Kind.NOTICE)]
+
 
 LONG_OUTPUT_LINES = 15  # an output longer than this starts folded on the session page
 
@@ -129,6 +152,10 @@ class Step(models.Model):
     # Structured extras (e.g. stdout/stderr split, final_result, artifact ids).
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The sanitized HTML of a thought, code or answer, rendered when saved (analysis/step_html.py); pages show
+    # it through `content_html`, which trusts it only under a matching signature.
+    html = models.TextField(blank=True, editable=False)
+    html_signature = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ["run_id", "ordinal"]
@@ -149,6 +176,52 @@ class Step(models.Model):
     def starts_folded(self) -> bool:
         """Long outputs are folded on the page (their line count shows on the fold)."""
         return self.kind == self.Kind.OUTPUT and self.line_count > LONG_OUTPUT_LINES
+
+    def save(self, *args, **kwargs) -> None:
+        """Every save of a step stores the HTML of its text, so no way of saving one leaves it stale."""
+        if self.pk is None and self.kind == self.Kind.ANSWER:
+            super().save(*args, **kwargs)  # an answer's marks carry its pk in their ids: render once it has one
+            if self._html_refresh():
+                Step.objects.filter(pk=self.pk).update(html=self.html, html_signature=self.html_signature)
+            return
+        if self._html_refresh() and kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "html", "html_signature"}
+        super().save(*args, **kwargs)
+
+    def _html_source(self) -> dict:
+        return {"pk": self.pk, "kind": self.kind, "content": self.content, "data": self.data}
+
+    def _html_refresh(self) -> bool:
+        if self.kind not in step_html.KINDS or step_html.step_html_verified(
+            **self._html_source(), html=self.html, signature=self.html_signature
+        ):
+            return False
+        self.html = str(step_html.step_html_render(**self._html_source()))
+        self.html_signature = step_html.step_html_signature(**self._html_source(), html=self.html)
+        return True
+
+    # The keys of ``data`` the session page reads, as their absence reads: its lookups then never fail (a failed one
+    # costs the template engine three exceptions and a dir(); 250 of them on a 50-question page).
+    PAGE_DATA_DEFAULTS = {"refusals": None, "duration": None, "stderr": "", "display": "", "final_result": None,
+                          "traceback": ""}  # fmt: skip
+
+    @property
+    def page_data(self) -> dict:
+        return {**self.PAGE_DATA_DEFAULTS, **(self.data if isinstance(self.data, dict) else {})}
+
+    @property
+    def shown_artifacts(self) -> list[Artifact]:
+        """The step's artifacts: those the page selector prefetched into ``artifact_list``, else read now."""
+        artifacts = getattr(self, "artifact_list", None)
+        return artifacts if artifacts is not None else list(self.artifacts.all())
+
+    @property
+    def content_html(self) -> SafeString:
+        """The sanitized HTML of the text: the stored one when its signature matches, else rendered now."""
+        source = self._html_source()
+        if step_html.step_html_verified(**source, html=self.html, signature=self.html_signature):
+            return mark_safe(self.html)  # noqa: S308 - rendered and sanitized by step_html, signed when stored
+        return step_html.step_html_render(**source)
 
 
 def artifact_upload_to(instance: Artifact, filename: str) -> str:

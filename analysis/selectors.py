@@ -85,22 +85,21 @@ def steps_for_session_id(*, session_id: int, after_pk: int = 0) -> QuerySet[Step
     )
 
 
-def run_list_for_session(*, session: AnalysisSession) -> QuerySet[Run]:
-    """Runs with their steps and step artifacts prefetched: the session page renders them without N+1."""
-    return (
-        session.runs.select_related("user")
-        .prefetch_related(Prefetch("steps", queryset=Step.objects.prefetch_related("artifacts").order_by("ordinal")))
-        .order_by("created_at", "pk")
-    )
-
-
 def run_list_for_session_page(*, session: AnalysisSession) -> list[Run]:
-    """The session page's runs: steps and artifacts prefetched, each artifact carrying its page view
-    (``artifact.view``, built from its row: the page opens no artifact file, however many it shows)."""
-    runs = list(run_list_for_session(session=session))
+    """The session page's runs: steps and artifacts prefetched into lists (``run.step_list``,
+    ``step.artifact_list``: a prefetch into the related managers builds a queryset per run and per step, a
+    quarter of the page), each artifact carrying its page view (``artifact.view``, built from its row: the page
+    opens no artifact file, however many it shows)."""
+    artifacts = Prefetch("artifacts", to_attr="artifact_list")
+    steps = Step.objects.prefetch_related(artifacts).order_by("ordinal")
+    runs = list(
+        session.runs.prefetch_related(Prefetch("steps", queryset=steps, to_attr="step_list")).order_by(
+            "created_at", "pk"
+        )
+    )
     for run in runs:
-        for step in run.steps.all():
-            for artifact in step.artifacts.all():
+        for step in run.step_list:
+            for artifact in step.artifact_list:
                 artifact.view = artifact_view_for(artifact)
     return runs
 
@@ -190,7 +189,7 @@ def session_live_context(
     a run from the moment it is asked, so the footer never says 0 questions while one streams).
     ``steps_loaded``: the runs' steps are prefetched (the page); ``last_step``: the one run's newest step."""
     for run in runs:
-        run_live_prepare(run, steps=list(run.steps.all()) if steps_loaded else None, last_step=last_step)
+        run_live_prepare(run, steps=run.page_steps if steps_loaded else None, last_step=last_step)
     return {
         "session": session,
         "runs": runs,

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import NoReverseMatch, reverse, set_script_prefix
 
-from codingagent.lib.urls import reverse_pk
+from codingagent.lib.urls import reverse_fixed, reverse_pk
 
 
 @pytest.fixture
@@ -29,3 +29,10 @@ def test_reverse_pk_follows_the_script_prefix_of_the_request(script_prefix):
 def test_reverse_pk_refuses_a_view_without_a_pk_as_reverse_does():
     with pytest.raises(NoReverseMatch):
         reverse_pk("projects:dashboard", 1)
+
+
+def test_reverse_fixed_follows_the_script_prefix_of_the_request(script_prefix):
+    reverse_fixed("exports:plotly-js")
+    script_prefix("/app/")
+
+    assert reverse_fixed("exports:plotly-js") == reverse("exports:plotly-js") == "/app/assets/plotly.min.js"
