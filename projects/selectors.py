@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Case, Count, IntegerField, OuterRef, QuerySet, Subquery, Value, When
 
 from accounts.models import User
 from projects.models import Dataset, Project, ProjectMember
@@ -80,10 +80,36 @@ def project_list_for_user(*, user: User) -> QuerySet[Project]:
     )
 
 
-def project_sidebar_list_for_user(*, user: User) -> QuerySet[Project]:
-    """The sidebar's list: visible projects with the caller's role, most recently changed first (one query,
-    no counts, only the columns the list shows)."""
-    return project_qs_for(user=user).select_related(None).only("pk", "name").order_by("-updated_at", "-pk")
+SIDEBAR_PROJECTS = 20
+
+
+@dataclass(frozen=True)
+class SidebarProjects:
+    projects: list[Project]
+    more: bool  # visible projects left out (the dashboard lists them all)
+
+
+def project_sidebar_list_for_user(
+    *, user: User, current_pk: int | None = None, limit: int = SIDEBAR_PROJECTS
+) -> SidebarProjects:
+    """The sidebar's list in one query: the ``limit`` most recently changed projects ``user`` can see (with
+    their role), and the project ``current_pk`` too when it is visible but older, so the page's own project is
+    always listed."""
+    is_current = Case(When(pk=current_pk or 0, then=Value(1)), default=Value(0), output_field=IntegerField())
+    rows = list(
+        project_qs_for(user=user)
+        .select_related(None)
+        .only("pk", "name", "updated_at")
+        .annotate(is_current=is_current)
+        .order_by("-is_current", "-updated_at", "-pk")[: limit + 2]
+    )
+    current = rows[0] if rows and rows[0].is_current else None
+    shown = [project for project in rows if not project.is_current][:limit]
+    if current is not None:
+        shown = sorted([*shown, current], key=lambda project: (project.updated_at, project.pk), reverse=True)
+        if len(shown) > limit and shown[-1] is not current:
+            shown.pop()
+    return SidebarProjects(projects=shown, more=len(rows) > len(shown))
 
 
 def dataset_qs_for(*, user: User) -> QuerySet[Dataset]:

@@ -26,8 +26,4 @@ def _current_project_id(context: template.Context) -> int | None:
 @register.inclusion_tag("_partials/projects_sidebar.html", takes_context=True)
 def projects_sidebar(context: template.Context) -> dict[str, Any]:
     """The projects the page's user can see (one query), the page's own project marked current."""
-    user = context.get("user")
-    return {
-        "sidebar_projects": project_sidebar_list_for_user(user=user) if user is not None else [],
-        "current_project_id": _current_project_id(context),
-    }
+    return {"sidebar": project_sidebar_list_for_user(user=context["user"], current_pk=_current_project_id(context))}

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from analysis.tests.factories import AnalysisSessionFactory
+from projects.selectors import SIDEBAR_PROJECTS
 from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -73,4 +74,36 @@ def test_the_sidebar_costs_one_query_however_many_projects(client, alice, django
     with django_assert_num_queries(3):
         response = client.get(reverse("accounts:password_change"))
 
-    assert sidebar_of(response).count(b'<li id="project-') == 60
+    assert sidebar_of(response).count(b'<li id="project-') == SIDEBAR_PROJECTS
+
+
+def test_past_twenty_projects_the_sidebar_lists_the_recent_ones_and_links_to_all(client, alice):
+    projects = ProjectFactory.create_batch(SIDEBAR_PROJECTS + 5, owner=alice)
+    client.force_login(alice)
+
+    sidebar = sidebar_of(client.get(reverse("projects:dashboard")))
+
+    listed = [int(pk) for pk in re.findall(rb'<li id="project-(\d+)"', sidebar)]
+    assert listed == [project.pk for project in reversed(projects)][:SIDEBAR_PROJECTS]
+    assert b"All projects" in sidebar
+
+
+def test_an_older_project_is_listed_and_current_on_its_own_pages(client, alice):
+    oldest, *newer = ProjectFactory.create_batch(SIDEBAR_PROJECTS + 5, owner=alice)
+    client.force_login(alice)
+
+    sidebar = sidebar_of(client.get(reverse("projects:project-detail", args=[oldest.pk])))
+
+    listed = [int(pk) for pk in re.findall(rb'<li id="project-(\d+)"', sidebar)]
+    assert listed == [project.pk for project in reversed(newer)][:SIDEBAR_PROJECTS] + [oldest.pk]
+    assert CURRENT.findall(sidebar) == [str(oldest.pk).encode()]
+
+
+def test_a_recent_current_project_keeps_its_place(client, alice):
+    *older, newest = ProjectFactory.create_batch(SIDEBAR_PROJECTS + 5, owner=alice)
+    client.force_login(alice)
+
+    sidebar = sidebar_of(client.get(reverse("projects:project-detail", args=[older[-1].pk])))
+
+    listed = [int(pk) for pk in re.findall(rb'<li id="project-(\d+)"', sidebar)]
+    assert listed == [newest.pk] + [project.pk for project in reversed(older)][: SIDEBAR_PROJECTS - 1]
