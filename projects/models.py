@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.urls import reverse
 
+from codingagent.lib.urls import reverse_pk
 from projects.profile_display import TableDisplay, profile_tables
 
 
@@ -58,7 +58,8 @@ class Project(models.Model):
         return [str(s.get("name", "")) for s in (self.profile or {}).get("sheets") or [] if isinstance(s, dict)]
 
     def get_absolute_url(self) -> str:
-        return reverse("projects:project-detail", args=[self.pk])
+        # Cached pattern: the sidebar and the dashboard build one link per project.
+        return reverse_pk("projects:project-detail", self.pk)
 
 
 class ProjectMember(models.Model):
