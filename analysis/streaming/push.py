@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 
@@ -95,9 +96,13 @@ def _run_context(*, run: Run, session: AnalysisSession | None, last_step: Step |
     return {**context, "run": run, "with_composer": True}
 
 
+COMPOSER_PART = re.compile(r"<!--composer-->.*?<!--/composer-->", re.S)
+
+
 def readonly(html: str) -> str:
-    """A run message for a viewer: the composer is shown but never becomes the form's target."""
-    return html.replace('id="composer"', 'id="composer-readonly"')
+    """A run message for a viewer: without the composer (a viewer's page has none, and an out-of-band element
+    with no target is an htmx error in the console on every run change)."""
+    return COMPOSER_PART.sub("", html)
 
 
 def run_event(*, run_id: int) -> dict | None:

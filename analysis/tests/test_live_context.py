@@ -178,3 +178,58 @@ def test_long_outputs_start_folded_with_their_line_count_and_code_folds_too(clie
     assert fold(long.pk)[0] == '<details class="step-fold">' and "40 lines" in fold(long.pk)[1]
     code = run.steps.get(ordinal=1)
     assert "2 lines" in fold(code.pk)[1]
+
+
+class _Oob(HTMLParser):
+    """Every id on a page, and the targets of a message's top-level out-of-band elements."""
+
+    VOID = {"input", "br", "img", "meta", "link", "hr", "source", "wbr", "col", "area", "base", "embed", "track"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth, self.ids, self.targets = 0, set(), set()
+
+    def handle_starttag(self, tag, attrs) -> None:
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.add(attrs["id"])
+        oob = attrs.get("hx-swap-oob")
+        if self.depth == 0 and oob:
+            self.targets.add(oob.split(":", 1)[1].lstrip("#") if ":" in oob else attrs["id"])
+        if tag not in self.VOID:
+            self.depth += 1
+
+    def handle_endtag(self, tag) -> None:
+        if tag not in self.VOID:
+            self.depth -= 1
+
+
+def _parsed(html: str) -> _Oob:
+    parser = _Oob()
+    parser.feed(html)
+    return parser
+
+
+@pytest.mark.parametrize("role", ["editor", "viewer"])
+def test_every_pushed_element_finds_its_target_on_the_page_of_editors_and_viewers(
+    client, project, session, django_user_model, role
+):
+    from projects.models import ProjectMember
+    from projects.tests.factories import ProjectMemberFactory
+
+    user = django_user_model.objects.create_user(f"{role}@example.com", "pw-for-tests-1")
+    ProjectMemberFactory(project=project, user=user, role=getattr(ProjectMember.Role, role.upper()))
+    run = RunFactory(session=session, status=Run.Status.RUNNING)
+    StepFactory(run=run, ordinal=1, kind="thought")
+    step = StepFactory(run=run, ordinal=2, kind="code", content="x = 1", data={"execution": 1})
+    client.force_login(user)
+    page = _parsed(client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode())
+
+    event = push.run_event(run_id=run.pk)
+    messages = [event["html"], push.render_step_message(step=Step.objects.select_related("run").get(pk=step.pk))]
+    if role == "viewer":  # as the consumer sends them to a viewer
+        messages = [push.readonly(m) for m in messages]
+
+    for message in messages:
+        targets = _parsed(message).targets
+        assert targets and targets <= page.ids, targets - page.ids
