@@ -127,6 +127,14 @@ def test_artifact_detail_page_shows_the_artifact_full_size(client, alice, chart)
     assert HOSTILE.encode() not in response.content
 
 
+def test_the_artifact_page_marks_its_project_current_in_the_projects_sidebar(client, alice, chart):
+    client.force_login(alice)
+
+    response = client.get(reverse("exports:artifact-detail", args=[chart.pk]))
+
+    assert f'<li id="project-{chart.project_id}" class="current">'.encode() in response.content
+
+
 def test_htmx_table_request_returns_only_the_requested_sorted_page(client, bob, table):
     client.force_login(bob)
 
