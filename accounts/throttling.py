@@ -107,7 +107,7 @@ def login_attempt_check(request: HttpRequest, *, email: str) -> LoginRefusal | N
         wait=account.wait,
         message=(
             "Too many login attempts for this account: it is locked for "
-            f"{_wait_text(account.wait)}. Try again later, or ask an administrator to reset the password."
+            f"{_wait_text(account.wait)}. Try again later, or reset your password (Forgot your password?)."
         ),
     )
 
@@ -121,6 +121,12 @@ def login_failure_record(request: HttpRequest | None, *, email: str) -> None:
                      detail={"scope": "account", "seconds": account.wait})  # fmt: skip
     if request is not None:
         _count(_account_window(email, request=request))
+
+
+def login_failures_forget(*, email: str) -> None:
+    """Unlock the account ``email`` (its failures from anywhere): its owner just reset the password by the
+    emailed link, which proves more than a password would."""
+    cache.delete(_account_window(email).key)
 
 
 def _account_window(email: str, *, request: HttpRequest | None = None) -> _Window:

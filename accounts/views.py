@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.forms import LoginForm, SignupForm, ThrottledPasswordResetForm
 from accounts.models import AuditEvent
 from accounts.services import audit_record, signup_confirm, signup_request, user_theme_set, user_update
+from accounts.throttling import login_failures_forget
 
 
 class LoginView(auth_views.LoginView):
@@ -84,6 +85,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         # The one password service (as an admin's reset): API tokens and other sessions end, the reset is audited.
         user_update(user=form.user, data={"password": form.cleaned_data["new_password1"]}, actor=form.user,
                     request=self.request)  # fmt: skip
+        login_failures_forget(email=form.user.email)
         del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
         return HttpResponseRedirect(self.get_success_url())
 

@@ -67,6 +67,25 @@ def test_a_reset_by_the_emailed_link_sets_the_password_and_ends_old_tokens_and_s
     assert (reset.actor, reset.target, reset.ip) == (alice, f"user {alice.email}", "127.0.0.1")
 
 
+def test_a_reset_unlocks_an_account_that_wrong_passwords_locked(client, alice, settings):
+    settings.LOGIN_ACCOUNT_THROTTLE = "2/15min"
+    attacker = Client(REMOTE_ADDR="198.51.100.9")
+    for _ in range(2):
+        attacker.post(reverse("accounts:login"), {"username": alice.email, "password": "guess"})
+    locked = Client(REMOTE_ADDR="192.0.2.1").post(
+        reverse("accounts:login"), {"username": alice.email, "password": PASSWORD}
+    )
+
+    client.post(RESET, {"email": alice.email})
+    _reset_with_emailed_link(client, NEW_PASSWORD)
+    after = Client(REMOTE_ADDR="192.0.2.1").post(
+        reverse("accounts:login"), {"username": alice.email, "password": NEW_PASSWORD}
+    )
+
+    assert locked.status_code == 429
+    assert after.status_code == 302
+
+
 def test_the_emailed_link_works_once(client, alice):
     client.post(RESET, {"email": alice.email})
     path = LINK.search(mail.outbox[-1].body).group(1)
