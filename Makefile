@@ -64,5 +64,6 @@ bench: install
 ## (git-ignored); the README's docs/screenshots/session.png is refreshed too.
 screenshots: install
 	SCREENSHOTS_DIR=$(CURDIR)/var/screenshots UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q -p no:randomly \
-	  codingagent/tests/browser/test_journey.py codingagent/tests/browser/test_flows.py
+	  codingagent/tests/browser/test_journey.py codingagent/tests/browser/test_flows.py \
+	  codingagent/tests/browser/test_live.py
 	@ls -1 var/screenshots/*.png

@@ -12,7 +12,7 @@ import pytest
 
 from analysis.tests.llm_server import LoopbackLLM, text_reply, tool_reply
 from codingagent.tests.browser.conftest import OUTSIDER_EMAIL, OUTSIDER_PASSWORD, live_app_started, log_in
-from codingagent.tests.browser.test_journey import LAST_RUN_ENDED, TEMPLATE_SYNTAX, shoot
+from codingagent.tests.browser.test_journey import LAST_RUN_ENDED, NO_SIDEWAYS_SCROLL, TEMPLATE_SYNTAX, shoot
 from codingagent.tests.browser.test_security import violations, watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -105,6 +105,13 @@ def test_a_streaming_run_names_its_model_counts_the_question_and_says_what_it_do
     page.wait_for_selector("#session-runs .run-activity", timeout=30_000)
     page.wait_for_selector("#session-runs .step-code")
     shoot(page, "session-streaming-light-desktop")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.wait_for_timeout(500)  # the side panels slide into their closed drawers
+    page.locator("#session-runs .run-activity").scroll_into_view_if_needed()
+    assert page.locator("#session-runs .run-activity").is_visible()
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+    shoot(page, "session-streaming-light-phone")
+    page.set_viewport_size({"width": 1400, "height": 900})
     page.emulate_media(color_scheme="dark")
     page.evaluate("document.documentElement.dataset.theme = 'dark'")
     page.wait_for_selector("#session-runs .plotly-chart", timeout=30_000)
@@ -132,6 +139,24 @@ def test_a_streaming_run_names_its_model_counts_the_question_and_says_what_it_do
     assert page.locator("#session-runs .run-meta .run-model").last.text_content() == "loopback"
     assert page.locator("#session-usage").text_content().strip().startswith("Session: 1 question ·")
     assert not page.evaluate(TEMPLATE_SYNTAX)
+    assert problems == [] and violations(page) == []
+
+
+def test_stopping_a_run_clears_its_indicator_and_frees_the_composer(page, llm_app):
+    problems = watch(page)
+    _new_session(page, llm_app)
+    _ask(page, "count the orders")
+    page.wait_for_selector("#session-runs .run-activity", timeout=30_000)
+    assert page.locator("#question-input").is_disabled()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("Escape")  # Esc stops the running question, after a confirm
+
+    page.wait_for_selector("#session-runs .run-meta[data-status='cancelled']", timeout=30_000)
+    assert page.locator(".run-activity").count() == 0
+    assert page.locator("#question-input").is_enabled()
+    assert page.locator("#session-usage").text_content().strip().startswith("Session: 1 question ·")
     assert problems == [] and violations(page) == []
 
 
