@@ -233,3 +233,19 @@ def test_every_pushed_element_finds_its_target_on_the_page_of_editors_and_viewer
     for message in messages:
         targets = _parsed(message).targets
         assert targets and targets <= page.ids, targets - page.ids
+
+
+def test_the_first_question_renames_an_untitled_session_on_the_page_at_once(client, alice, project):
+    session = AnalysisSessionFactory(project=project, user=alice, title="Untitled session")
+    client.force_login(alice)
+
+    response = client.post(
+        reverse("analysis:run-create", args=[session.pk]), {"question": "revenue by region"}, HTTP_HX_REQUEST="true"
+    )
+
+    html = response.content.decode()
+    # The title box and the model picker's hidden copy (choosing a model must not save the old title back).
+    assert re.search(r'<input id="session-title"[^>]*value="revenue by region"[^>]*hx-swap-oob="true"', html)
+    assert re.search(r'id="model-picker-title" value="revenue by region" hx-swap-oob="true"', html)
+    page = _parsed(client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode())
+    assert _parsed(html).targets <= page.ids

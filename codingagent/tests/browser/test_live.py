@@ -103,6 +103,8 @@ def test_a_streaming_run_names_its_model_counts_the_question_and_says_what_it_do
     page.keyboard.press("Enter")
 
     page.wait_for_selector("#session-runs .run-activity", timeout=30_000)
+    question = page.locator("#session-runs .question").first.text_content().strip()
+    assert page.locator("#session-title").input_value() == question  # named after it at once, not on reload
     page.wait_for_selector("#session-runs .step-code")
     shoot(page, "session-streaming-light-desktop")
     page.set_viewport_size({"width": 375, "height": 800})
