@@ -11,6 +11,8 @@ from analysis.models import Step
 from analysis.streaming import push
 from analysis.tests.factories import AnalysisSessionFactory, RunFactory, StepFactory
 from codingagent.lib.markdown import highlight_python, render_markdown
+from exports.document import Block
+from exports.renderers import _pdf_block
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +126,11 @@ def test_the_refresh_renders_missing_and_outdated_html(run, monkeypatch):
     call_command("step_html_refresh")
     current.refresh_from_db()
     assert step_html.step_html_verified(**current._html_source(), html=current.html, signature=current.html_signature)
+
+
+def test_the_pdf_export_renders_a_thought_to_the_stored_html(run):
+    step = StepFactory(run=run, ordinal=1, kind="thought", content=f"Totals:\n- North\n- South {HOSTILE}")
+
+    block = _pdf_block(Block(type="thought", text=step.content), None, {}, {})
+
+    assert block["html"] == step.html
