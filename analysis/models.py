@@ -5,10 +5,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
 from analysis import step_html
+from codingagent.lib.urls import reverse_pk
 from projects.models import Project
 
 
@@ -43,7 +43,8 @@ class AnalysisSession(models.Model):
         return self.title
 
     def get_absolute_url(self) -> str:
-        return reverse("analysis:session-detail", args=[self.pk])
+        # Cached pattern: the session page lists up to 30 sibling sessions, the project page all of them.
+        return reverse_pk("analysis:session-detail", self.pk)
 
 
 class RunQuerySet(models.QuerySet["Run"]):
