@@ -92,17 +92,20 @@ def _claims_note(found: list[dict]) -> str:
     return "".join(format_html('<p class="claims-note" role="note">{}</p>', note) for note in notes if note)
 
 
-def step_html_refresh(steps) -> int:
+def step_html_refresh(steps, *, batch_size: int = 500) -> int:
     """Store the HTML of every thought, code and answer step of ``steps`` (a queryset of Step, or of the
-    historical Step of a migration) whose stored HTML is missing, stale or unsigned; returns how many."""
-    stale = []
-    for step in (
-        steps.filter(kind__in=KINDS).only("pk", "kind", "content", "data", "html", "html_signature").iterator(2000)
-    ):
-        values = {"pk": step.pk, "kind": step.kind, "content": step.content, "data": step.data}
-        if not step_html_verified(**values, html=step.html, signature=step.html_signature):
-            step.html = str(step_html_render(**values))
-            step.html_signature = step_html_signature(**values, html=step.html)
-            stale.append(step)
-    steps.model.objects.bulk_update(stale, ["html", "html_signature"], batch_size=500)
-    return len(stale)
+    historical Step of a migration) whose stored HTML is missing, stale or unsigned; returns how many.
+    Read and written a batch at a time by pk (no cursor left open on the table being written)."""
+    rows = steps.filter(kind__in=KINDS).only("pk", "kind", "content", "data", "html", "html_signature").order_by("pk")
+    count, after = 0, 0
+    while batch := list(rows.filter(pk__gt=after)[:batch_size]):
+        stale = []
+        for step in batch:
+            values = {"pk": step.pk, "kind": step.kind, "content": step.content, "data": step.data}
+            if not step_html_verified(**values, html=step.html, signature=step.html_signature):
+                step.html = str(step_html_render(**values))
+                step.html_signature = step_html_signature(**values, html=step.html)
+                stale.append(step)
+        steps.model.objects.bulk_update(stale, ["html", "html_signature"])
+        count, after = count + len(stale), batch[-1].pk
+    return count

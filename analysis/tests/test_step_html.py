@@ -112,9 +112,10 @@ def test_the_refresh_renders_missing_and_outdated_html(run, monkeypatch):
     missing = StepFactory(run=run, ordinal=1, kind="thought", content="**a**")
     current = StepFactory(run=run, ordinal=2, kind="code", content="x = 1")
     StepFactory(run=run, ordinal=3, kind="output", content="1")
-    Step.objects.filter(pk=missing.pk).update(html="", html_signature="")
+    other = StepFactory(run=run, ordinal=4, kind="answer", content="North leads.")
+    Step.objects.filter(pk__in=[missing.pk, other.pk]).update(html="", html_signature="")
 
-    assert step_html.step_html_refresh(Step.objects.all()) == 1
+    assert step_html.step_html_refresh(Step.objects.all(), batch_size=1) == 2
     missing.refresh_from_db()
     assert missing.html == render_markdown("**a**")
 
