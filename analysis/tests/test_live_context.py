@@ -249,3 +249,27 @@ def test_the_first_question_renames_an_untitled_session_on_the_page_at_once(clie
     assert re.search(r'id="model-picker-title" value="revenue by region" hx-swap-oob="true"', html)
     page = _parsed(client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode())
     assert _parsed(html).targets <= page.ids
+
+
+def test_an_empty_session_suggests_questions_named_after_the_newest_datasets_columns(client, alice, project, session):
+    from projects.tests.factories import DatasetFactory
+
+    client.force_login(alice)
+    url = reverse("analysis:session-detail", args=[session.pk])
+    assert selectors.example_questions_for_session(session=session) == []
+    assert "Upload a dataset" in _element(client.get(url).content.decode(), "empty-hint")
+
+    columns = [("date", "datetime"), ("region", "text"), ("units", "numeric"), ("revenue", "numeric")]
+    DatasetFactory(project=project, profile={"columns": [{"name": n, "kind": k} for n, k in columns]})
+
+    assert selectors.example_questions_for_session(session=session) == [
+        "Average revenue by region",
+        "Show a bar chart of revenue by region",
+        "Show the distribution of units",
+    ]
+    hint = _element(client.get(url).content.decode(), "empty-hint")
+    assert "Average revenue by region" in hint and "Write your question" in hint
+    DatasetFactory(project=project, profile={"sheets": [{"name": "Sheet1"}]})  # a workbook: no flat columns
+    assert selectors.example_questions_for_session(session=session) == [
+        "How many rows are there, and what do the columns contain?"
+    ]
