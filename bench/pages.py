@@ -11,7 +11,11 @@ in the same run, so the ratios stay comparable on a busy machine.
 
 Targets: < 50 ms median server time, < 300 KB session page excluding chart data, constant query counts.
 
-    .venv/bin/python bench/pages.py [--repeat 30]
+    .venv/bin/python bench/pages.py [--repeat 30] [--table-rows 25]
+
+By default each table is stored without the first-page preview the run worker keeps, so the session page
+leaves it to the browser (an htmx load); ``--table-rows N`` stores N-row tables with their preview, as a run
+does, so the page renders each table's first page itself.
 """
 
 from __future__ import annotations
@@ -50,8 +54,9 @@ def figure(n: int) -> bytes:
                        "layout": {"title": {"text": f"Revenue {n}"}}}).encode()  # fmt: skip
 
 
-def build(*, projects: int, runs: int):
+def build(*, projects: int, runs: int, table_rows: int = 0):
     from accounts.models import User
+    from analysis.artifact_views import table_preview_meta
     from analysis.models import Run, Step
     from analysis.tests.factories import AnalysisSessionFactory, RunFactory, StepFactory
     from exports.tests.conftest import artifact_make, table_json
@@ -64,6 +69,8 @@ def build(*, projects: int, runs: int):
     for _ in range(20):
         DatasetFactory(project=project)
     sessions = [AnalysisSessionFactory(project=project, user=user) for _ in range(30)]
+    rows = [[f"Region {i}", 1000.5 * i, "2024-01-05T00:00:00.000", i] for i in range(table_rows)]
+    table_body = table_json(rows=rows) if table_rows else table_json()
     session = sessions[0]
     for n in range(runs):
         run = RunFactory(session=session, user=user, question=f"Revenue by region, take {n}?",
@@ -71,10 +78,11 @@ def build(*, projects: int, runs: int):
         StepFactory(run=run, ordinal=1, kind=Step.Kind.THOUGHT, content="I will group revenue by region.")
         StepFactory(run=run, ordinal=2, kind=Step.Kind.CODE, content="df.groupby('region')['revenue'].sum()")
         StepFactory(run=run, ordinal=3, kind=Step.Kind.OUTPUT, content="North 24000\nSouth 16000\n")
-        for ordinal, (kind, body) in enumerate((("plotly", figure(n)), ("table", table_json())), start=4):
+        for ordinal, (kind, body) in enumerate((("plotly", figure(n)), ("table", table_body)), start=4):
             step = StepFactory(run=run, ordinal=ordinal, kind=Step.Kind.ARTIFACT, content=kind, data={"kind": kind})
+            meta = {"preview": table_preview_meta(json.loads(body))} if kind == "table" and table_rows else {}
             artifact = artifact_make(project=project, session=session, run=run, step=step, kind=kind, body=body,
-                                     title=f"{kind} {n}")  # fmt: skip
+                                     title=f"{kind} {n}", meta=meta)  # fmt: skip
             Step.objects.filter(pk=step.pk).update(data={"kind": kind, "artifact_id": artifact.pk})
         StepFactory(run=run, ordinal=6, kind=Step.Kind.ANSWER, content="**North** leads with 24,000.")
     return user, project, session
@@ -106,14 +114,17 @@ def measure(client, url: str, repeat: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--table-rows", type=int, default=0,
+                        help="give each table this many rows and the first-page preview a run stores (shown on the "
+                             "session page); 0: a 2-row table stored without one, loaded by the browser")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as data_dir:
         django_setup(data_dir)
         from django.test import Client
         from django.urls import reverse
 
-        small_user, small_project, small_session = build(projects=10, runs=5)
-        user, project, session = build(projects=100, runs=50)
+        small_user, small_project, small_session = build(projects=10, runs=5, table_rows=args.table_rows)
+        user, project, session = build(projects=100, runs=50, table_rows=args.table_rows)
         pages = {
             "dashboard (100 projects)": (reverse("projects:dashboard"), reverse("projects:dashboard")),
             "project (20 datasets)": (reverse("projects:project-detail", args=[project.pk]),
