@@ -6,14 +6,23 @@ stream in; and every empty state a newcomer meets names the next action. Console
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 
 import pytest
 
 from analysis.tests.llm_server import LoopbackLLM, text_reply, tool_reply
-from codingagent.tests.browser.conftest import OUTSIDER_EMAIL, OUTSIDER_PASSWORD, live_app_started, log_in
+from codingagent.tests.browser.conftest import (
+    OUTSIDER_EMAIL,
+    OUTSIDER_PASSWORD,
+    _app_env,
+    live_app_started,
+    log_in,
+)
 from codingagent.tests.browser.test_journey import LAST_RUN_ENDED, NO_SIDEWAYS_SCROLL, TEMPLATE_SYNTAX, shoot
 from codingagent.tests.browser.test_security import violations, watch
+from codingagent.tests.support import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -142,6 +151,45 @@ def test_a_streaming_run_names_its_model_counts_the_question_and_says_what_it_do
     assert page.locator("#session-usage").text_content().strip().startswith("Session: 1 question ·")
     assert not page.evaluate(TEMPLATE_SYNTAX)
     assert problems == [] and violations(page) == []
+
+
+def _viewer_of_the_demo_project(app) -> tuple[str, str]:
+    email, password = "viewer@example.com", "viewer-password-42"
+    code = (
+        "from accounts.models import User\nfrom projects.models import Project, ProjectMember\n"
+        f"user = User.objects.create_user({email!r}, {password!r})\n"
+        f"ProjectMember.objects.create(project=Project.objects.get(pk={app.demo_project_pk}), user=user, role='viewer')"
+    )
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=REPO_ROOT, env=_app_env(app.data_dir),
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    return email, password
+
+
+def test_a_viewer_watches_the_same_live_run_without_a_console_error(page, browser, llm_app):
+    session_url = _new_session(page, llm_app)
+    email, password = _viewer_of_the_demo_project(llm_app)
+    viewer_context = browser.new_context(base_url=llm_app.url, viewport={"width": 1400, "height": 900})
+    viewer_context.set_default_timeout(20_000)
+    viewer = viewer_context.new_page()
+    problems = watch(viewer)
+    viewer.add_init_script(RECORD)
+    log_in(viewer, email=email, password=password)
+    viewer.goto(session_url)
+    assert viewer.locator("#question-input").count() == 0  # a viewer's page has no composer
+    assert "Owners and editors" in viewer.locator("#empty-hint").text_content()
+
+    _ask(page, "orders by region")
+    viewer.wait_for_selector("#session-runs .run-activity", timeout=30_000)
+    viewer.wait_for_function(LAST_RUN_ENDED, timeout=60_000)
+
+    samples = viewer.evaluate("window.__live")
+    streaming = [s for s in samples if s[0]]
+    assert {model for _, model, _ in streaming} == {"loopback"}
+    assert all(usage.startswith("Session: 1 question ·") for _, _, usage in streaming), samples
+    assert _in_order([a for a, _, _ in samples], ["Running code (step 1)…", "Drawing chart…", ""]), samples
+    assert viewer.locator("#user-usage").count() == 1  # the viewer's own total stays theirs
+    assert problems == [] and violations(viewer) == []  # no htmx:oobErrorNoTarget for a missing composer
+    viewer_context.close()
 
 
 def test_stopping_a_run_clears_its_indicator_and_frees_the_composer(page, llm_app):
