@@ -20,10 +20,11 @@ from rest_framework.views import APIView
 
 from analysis import selectors, services
 from analysis.models import Run, Step
+from analysis.streaming.listen import session_wakeups
 from codingagent.lib.http import api_validation_errors, get_object_or_403, paginated_response, paginated_serializer
 from projects.selectors import project_editable_qs_for, project_qs_for
 
-SSE_POLL_SECONDS = 0.1
+SSE_POLL_SECONDS = 1.0  # the longest wait between database reads; wake-ups come sooner
 SSE_OUTAGE_RETRY_SECONDS = 1.0
 
 
@@ -237,28 +238,31 @@ def sse_format(*, event: str, data: dict, event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-async def run_event_stream(*, run_id: int, after_ordinal: int, poll: float = SSE_POLL_SECONDS):
+async def run_event_stream(*, run_id: int, session_id: int, after_ordinal: int, poll: float = SSE_POLL_SECONDS):
     """Replay the run's steps after ``after_ordinal``, follow new ones, then ``done`` once the run ended.
 
-    While the database is unreachable the stream stays open (a comment line now and then) and resumes where it
-    was once the database is back, so a follower rides out a restart without reconnecting.
+    The database is read when the session's group says something was published (``session_wakeups``), and at
+    the latest every ``poll`` seconds, so a lost wake-up only delays an event. While the database is
+    unreachable the stream stays open (a comment line now and then) and resumes where it was once the database
+    is back, so a follower rides out a restart without reconnecting.
     """
     cursor = after_ordinal
     yield ": stream of run events\n\n"
-    while True:
-        tick = await sync_to_async(_stream_tick_through_outages)(run_id, cursor)
-        if tick is None:
-            yield ": the database is unavailable; waiting for it\n\n"
-            await asyncio.sleep(SSE_OUTAGE_RETRY_SECONDS)
-            continue
-        steps, done = tick
-        for step in steps:
-            yield sse_format(event="step", data=step_event_payload(step), event_id=step.ordinal)
-            cursor = step.ordinal
-        if done is not None:
-            yield sse_format(event="done", data=done)
-            return
-        await asyncio.sleep(poll)
+    async with session_wakeups(session_id) as woken:
+        while True:
+            tick = await sync_to_async(_stream_tick_through_outages)(run_id, cursor)
+            if tick is None:
+                yield ": the database is unavailable; waiting for it\n\n"
+                await asyncio.sleep(SSE_OUTAGE_RETRY_SECONDS)
+                continue
+            steps, done = tick
+            for step in steps:
+                yield sse_format(event="step", data=step_event_payload(step), event_id=step.ordinal)
+                cursor = step.ordinal
+            if done is not None:
+                yield sse_format(event="done", data=done)
+                return
+            await woken(poll)
 
 
 def _stream_tick_through_outages(run_id: int, cursor: int) -> tuple[list[Step], dict | None] | None:
@@ -330,7 +334,8 @@ class RunEventsApi(APIView):
         last = request.headers.get("Last-Event-ID") or request.query_params.get("last_event_id") or "0"
         after = int(last) if last.isdigit() else 0
         response = StreamingHttpResponse(
-            run_event_stream(run_id=run.pk, after_ordinal=after), content_type="text/event-stream"
+            run_event_stream(run_id=run.pk, session_id=run.session_id, after_ordinal=after),
+            content_type="text/event-stream",
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # let proxies pass events through as they come

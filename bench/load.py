@@ -183,7 +183,12 @@ def setup(tmp: Path, *, embedded: bool) -> dict:
     url = f"sqlite:///{tmp / 'load.sqlite3'}" if embedded else os.environ["BENCH_DATABASE_URL"]
     env = {
         **os.environ,
-        "DEBUG": "1",
+        # Production settings (cached templates, no query log), on plain HTTP over loopback.
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-load-not-a-secret-" + "x" * 40,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "STATIC_MANIFEST": "0",
         "DJANGO_SETTINGS_MODULE": "codingagent.settings",
         "DATA_DIR": str(tmp),
         "DATABASE_URL": url,

@@ -82,3 +82,19 @@ def test_a_server_error_is_retried_then_reported_readably(settings, allow_http_m
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
     assert "HTTP 503" in run.error and "after 4 attempts" in run.error
+
+
+def test_runs_of_one_worker_loop_share_one_connection_pool(settings):
+    """A client per run cost a TLS context on the worker's loop (tens of ms, every run of the worker waiting)."""
+    import asyncio
+
+    settings.LLM_BASE_URL, settings.LLM_MODEL, settings.OPENROUTER_API_KEY = "http://127.0.0.1:9/v1", "m", ""
+
+    async def two_runs():
+        return model_build("local:m").client._client, model_build("local:m").client._client
+
+    first, second = asyncio.run(two_runs())
+    other_loop, _ = asyncio.run(two_runs())
+
+    assert first is second
+    assert other_loop is not first  # a pool belongs to its loop

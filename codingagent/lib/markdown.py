@@ -16,6 +16,10 @@ import markdown as _markdown
 import nh3
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from markdown.extensions.fenced_code import FencedCodeExtension
+from markdown.extensions.nl2br import Nl2BrExtension
+from markdown.extensions.sane_lists import SaneListExtension
+from markdown.extensions.tables import TableExtension
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
@@ -34,7 +38,9 @@ _ALLOWED_ATTRIBUTES = {
     "td": {"align"},
 }
 _URL_SCHEMES = {"http", "https", "mailto"}
-_MARKDOWN_EXTENSIONS = ["fenced_code", "tables", "sane_lists", "nl2br"]
+# Extension classes, not names: a name is looked up among the installed packages' entry points, which reads
+# every package's metadata (over a second in a busy worker, at its first step).
+_MARKDOWN_EXTENSIONS = (FencedCodeExtension, TableExtension, SaneListExtension, Nl2BrExtension)
 # Content of these tags is dropped entirely, not just unwrapped.
 _DROP_CONTENT = {"script", "style", "iframe", "object", "embed", "template", "noscript"}
 
@@ -72,7 +78,9 @@ def _markdown_engine() -> _markdown.Markdown:
     the conversion itself, on every step of every page. Converters are not thread-safe, hence per thread."""
     engine = getattr(_ENGINES, "engine", None)
     if engine is None:
-        engine = _ENGINES.engine = _markdown.Markdown(extensions=_MARKDOWN_EXTENSIONS, output_format="html")
+        engine = _ENGINES.engine = _markdown.Markdown(
+            extensions=[ext() for ext in _MARKDOWN_EXTENSIONS], output_format="html"
+        )
     return engine
 
 
