@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 ExecutorFactory = Callable[[str], Executor]
 CANCEL_POLL_SECONDS = 0.5
+CLAIM_BATCH = 8  # runs one claim may take: a burst of questions starts in a few turns of the claim lock
 HOUSEKEEPING_SECONDS = 1.0
 KERNEL_CHECK_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 5.0
@@ -440,17 +441,21 @@ class Worker:
     async def _claim_loop(self, *, once: bool) -> int:
         processed = 0
         while not self.stopping:
-            if len(self.tasks) < self.concurrency:
+            free = self.concurrency - len(self.tasks)
+            if free > 0:
                 try:
-                    run = await self.db(services.run_claim, worker_id=self.worker_id)
+                    runs = await self.db(
+                        services.runs_claim, worker_id=self.worker_id, limit=min(free, CLAIM_BATCH), publish=False
+                    )
                     self.outage.ok()
                 except OUTAGE_ERRORS as exc:
                     self.outage.failed(exc)
-                    run = None
+                    runs = []
                     await asyncio.sleep(min(BACKOFF_MAX_SECONDS, self.poll_interval * 4))
-                if run is not None:
+                for run in runs:
                     processed += 1
                     self._spawn(run)
+                if runs:
                     continue
             if once and not self.tasks:
                 break
@@ -597,6 +602,7 @@ class Worker:
         entry: KernelEntry | None = None
         try:
             self.fork_server_ensure()  # on the loop's thread, which lives as long as the worker (after a crash)
+            await self.db_steps(push.run_push, run_id=run.pk)  # "running" (the claim left it to the run)
             project_id = await self.db_steps(_project_id_of, run_id=run.pk)
             workspace = await self.db_steps(workspace_prepare, session_id=run.session_id, project_id=project_id)
             entry, notice = await self._kernel_acquire(run=run, workspace=workspace)

@@ -52,6 +52,34 @@ def test_a_user_at_the_cap_waits_while_another_users_run_is_claimed(project, ali
     assert info.text == "1st in the queue, waiting for your other questions to finish"
 
 
+def test_a_batch_claim_takes_the_oldest_runs_and_counts_its_own_claims_against_the_cap(
+    project, alice, bob, charlie, settings, live_worker
+):
+    settings.RUN_MAX_ACTIVE_PER_USER = 2
+    _running(AnalysisSessionFactory(project=project, user=alice))
+    queued = [_queued(AnalysisSessionFactory(project=project, user=u)) for u in (alice, alice, bob, bob, bob, charlie)]
+    elsewhere = services.worker_register(worker_id="host:2:other", hostname="host", pid=2, concurrency=16)
+    held = AnalysisSessionFactory(project=project, user=charlie, kernel_worker=elsewhere.pk)
+    _queued(held)  # its variables live on the other worker
+
+    claimed = services.runs_claim(worker_id=live_worker.pk, limit=10)
+
+    # alice: one running, so one more; bob: two of three; charlie: the run whose kernel is not elsewhere
+    assert [r.pk for r in claimed] == [queued[0].pk, queued[2].pk, queued[3].pk, queued[5].pk]
+    assert {r.status for r in claimed} == {Run.Status.RUNNING} and {r.worker_id for r in claimed} == {live_worker.pk}
+    assert services.runs_claim(worker_id=live_worker.pk, limit=10) == []
+    assert [r.pk for r in services.runs_claim(worker_id=elsewhere.pk, limit=1)] == [held.runs.get().pk]
+
+
+def test_a_batch_claim_takes_no_more_than_its_limit(project, alice, bob, charlie, live_worker):
+    queued = [_queued(AnalysisSessionFactory(project=project, user=u)) for u in (alice, bob, charlie)]
+
+    claimed = services.runs_claim(worker_id=live_worker.pk, limit=2)
+
+    assert [r.pk for r in claimed] == [queued[0].pk, queued[1].pk]
+    assert Run.objects.get(pk=queued[2].pk).status == Run.Status.QUEUED
+
+
 def test_queued_runs_know_their_place_and_that_they_wait_for_a_free_worker(project, alice, bob, charlie, live_worker):
     runs = [_queued(AnalysisSessionFactory(project=project, user=u)) for u in (alice, bob, charlie)]
 
