@@ -556,11 +556,9 @@ class Worker:
 
     # --- one run ---------------------------------------------------------------------------------------
 
-    async def _kernel_acquire(self, *, run: Run, workspace: str) -> tuple[KernelEntry, str | None]:
+    async def _kernel_acquire(self, *, run: Run, start: RunStart) -> tuple[KernelEntry, str | None]:
         """The session's kernel on this worker, or a fresh one with the notice of why variables are gone."""
-        previous_holder, lost_reason = await self.db_steps(
-            services.session_kernel_take, session_id=run.session_id, worker_id=self.worker_id
-        )
+        workspace = start.workspace
         entry = self.kernels.get(run.session_id)
         if entry is not None and entry.workspace != workspace:  # WORKSPACES_DIR moved (tests give each its own)
             await self._kernel_close(entry, reason="the session's workspace moved")
@@ -577,12 +575,11 @@ class Worker:
         entry = KernelEntry(session_id=run.session_id, workspace=workspace, executor=self.executor_factory(workspace))
         entry.busy = True
         self.kernels.add(entry)
-        ran_code_before = await self.db_steps(_session_ran_code, session_id=run.session_id, run_id=run.pk)
-        if not ran_code_before:
+        if not start.ran_code_before:
             return entry, None
-        if lost_reason:
-            why = lost_reason
-        elif previous_holder and previous_holder != self.worker_id:
+        if start.lost_reason:
+            why = start.lost_reason
+        elif start.previous_holder and start.previous_holder != self.worker_id:
             why = "the worker holding them stopped (restarted or crashed)"
         else:
             why = "the kernel was restarted"
@@ -602,10 +599,9 @@ class Worker:
         entry: KernelEntry | None = None
         try:
             self.fork_server_ensure()  # on the loop's thread, which lives as long as the worker (after a crash)
-            await self.db_steps(push.run_push, run_id=run.pk)  # "running" (the claim left it to the run)
-            project_id = await self.db_steps(_project_id_of, run_id=run.pk)
-            workspace = await self.db_steps(workspace_prepare, session_id=run.session_id, project_id=project_id)
-            entry, notice = await self._kernel_acquire(run=run, workspace=workspace)
+            start = await self.db_steps(_run_start, run=run, worker_id=self.worker_id)
+            workspace = start.workspace
+            entry, notice = await self._kernel_acquire(run=run, start=start)
             agent = asyncio.create_task(  # a task of its own: a stop cancels the agent, not this function
                 agent_execute_async(
                     run=run,
@@ -659,12 +655,25 @@ def _crash_text(exc: BaseException) -> str:
     return f"Internal error while running: {exc}"
 
 
-def _project_id_of(*, run_id: int) -> int:
-    return Run.objects.filter(pk=run_id).values_list("session__project_id", flat=True).get()
+@dataclass(frozen=True)
+class RunStart:
+    workspace: str
+    previous_holder: str  # the worker that held the session's kernel before ("" = none)
+    lost_reason: str  # why that kernel was closed, when it was
+    ran_code_before: bool  # an earlier run of the session ran code (so a fresh kernel lost variables)
 
 
-def _session_ran_code(*, session_id: int, run_id: int) -> bool:
-    return Step.objects.filter(run__session_id=session_id, kind=Step.Kind.CODE).exclude(run_id=run_id).exists()
+def _run_start(*, run: Run, worker_id: str) -> RunStart:
+    """What a claimed run needs from the database before its kernel, in one trip to a database thread (each
+    trip waits for a free thread, which with many runs starting together was most of their start)."""
+    push.run_push(run_id=run.pk)  # "running": the claim left it to the run
+    project_id = Run.objects.filter(pk=run.pk).values_list("session__project_id", flat=True).get()
+    workspace = workspace_prepare(session_id=run.session_id, project_id=project_id)
+    previous_holder, lost_reason = services.session_kernel_take(session_id=run.session_id, worker_id=worker_id)
+    ran_code_before = (
+        Step.objects.filter(run__session_id=run.session_id, kind=Step.Kind.CODE).exclude(run_id=run.pk).exists()
+    )
+    return RunStart(workspace, previous_holder, lost_reason, ran_code_before)
 
 
 def _finish(*, run: Run, outcome: AgentOutcome) -> bool:

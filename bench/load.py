@@ -163,7 +163,11 @@ async def sse_follow(port: int, run_id: int, token: str, record: list, done: asy
 async def ws_follow(port: int, session_id: int, cookie: str, record: list) -> None:
     """One websocket per session for all its questions, never reconnected: records step pks as they arrive.
     Runs until cancelled (a timeout around a read would cut a frame in half)."""
-    reader, writer = await ws_connect("127.0.0.1", port, f"/ws/sessions/{session_id}/?after=0", cookie)
+    try:
+        reader, writer = await ws_connect("127.0.0.1", port, f"/ws/sessions/{session_id}/?after=0", cookie)
+    except (ConnectionError, asyncio.IncompleteReadError):  # e.g. daphne's 5 s handshake budget ran out
+        record.append(-2)
+        return
     try:
         while True:
             try:
@@ -372,7 +376,7 @@ def check_streams(results: list) -> dict:
         .order_by("run_id", "ordinal")
     ):
         steps[run_id].append((pk, ordinal))
-    report = {"sse": [0, 0, 0], "ws": [0, 0, 0], "ws_closed": 0}
+    report = {"sse": [0, 0, 0], "ws": [0, 0, 0], "ws_closed": 0, "ws_refused": 0}
     for r in runs:
         ordinals = [o for _pk, o in steps[r["run"]]]
         got = r["sse"]
@@ -387,6 +391,7 @@ def check_streams(results: list) -> dict:
             continue
         got = [pk for pk in r["ws"] if pk >= 0]
         report["ws_closed"] += int(-1 in r["ws"])
+        report["ws_refused"] += int(-2 in r["ws"])
         wanted = by_session[r["ws_session"]]
         report["ws"][0] += len(set(wanted) - set(got))
         report["ws"][1] += len(got) - len(set(got))
@@ -438,6 +443,8 @@ def summarize(label: str, results: list, wall: float, model: Model) -> list[floa
         print(f"    {kind:>3} followers: steps lost {lost}, duplicated {dup}, out of order {order} (target 0)")
     if streams["ws_closed"]:
         print(f"    websockets closed by the server: {streams['ws_closed']}")
+    if streams["ws_refused"]:
+        print(f"    websockets that could not connect (their steps count as lost): {streams['ws_refused']}")
     for line in memory_report():
         print(line)
     for r in (errors + lost_state)[:5]:

@@ -403,6 +403,13 @@ def _session_with_project(session_id: int) -> AnalysisSession:
     return AnalysisSession.objects.select_related("project").get(pk=session_id)
 
 
+def _prompt_inputs(*, run: Run, notice: str | None) -> tuple[AnalysisSession, list, str]:
+    """The session, its datasets and the system prompt: one trip to the database thread."""
+    session = _session_with_project(run.session_id)
+    datasets = selectors.datasets_for_session(session=session)
+    return session, datasets, system_prompt_render(session=session, run=run, datasets=datasets, notice=notice)
+
+
 async def agent_execute_async(
     *,
     run: Run,
@@ -422,9 +429,7 @@ async def agent_execute_async(
     controller.executor = executor
     if notice:
         await db(services.step_create, run=run, kind=Step.Kind.NOTICE, content=notice)
-    session = await db(_session_with_project, run.session_id)
-    datasets = await db(selectors.datasets_for_session, session=session)
-    prompt = await db(system_prompt_render, session=session, run=run, datasets=datasets, notice=notice)
+    session, datasets, prompt = await db(_prompt_inputs, run=run, notice=notice)
     key = model_key_resolve(run.model)
     base_model = model or model_build(key, datasets=[dataset_prompt_info(d) for d in datasets])
     retrying = RetryingModel(

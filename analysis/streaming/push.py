@@ -17,7 +17,6 @@ import re
 import threading
 import time
 
-from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.template import Engine, engines
 
@@ -150,10 +149,12 @@ class BackgroundPublisher:
     ``publish`` waits briefly for its event to be sent. Without the wait the caller's thread goes straight back
     to CPU-bound agent work and keeps the GIL, so each Redis round trip of ``group_send`` (three per event)
     waits out a GIL switch interval (5 ms): ~7 ms from save to sent instead of ~2 ms. If Redis is slow the
-    caller stops waiting after ``wait`` seconds and the event follows in order.
+    caller stops waiting after ``wait`` seconds and the event follows in order; the wait is short because the
+    caller is one of the worker's few database threads, which every run of the worker needs (waiting up to
+    50 ms per event, 25 runs starting together queued behind each other's pushes).
     """
 
-    def __init__(self, *, wait: float = 0.05) -> None:
+    def __init__(self, *, wait: float = 0.01) -> None:
         self.wait = wait
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -223,21 +224,24 @@ def _publish_succeeded() -> None:
         _failing_since = None
 
 
-publisher: BackgroundPublisher | None = None  # set by the worker process (analysis.worker)
+publisher: BackgroundPublisher | None = None  # one per process, made at its first publish
+_publisher_made = threading.Lock()
 
 
 def _group_send(session_id: int, event: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
+    """Publish through the shared layer (Redis) from the process's publisher thread.
+
+    Not ``async_to_sync(layer.group_send)``: in a web process that hands the send to the server's event loop
+    and holds the one thread that runs every sync view until Redis answered (three round trips), so under load
+    each question asked waited for the pushes of all the questions before it.
+    """
+    global publisher
+    if get_channel_layer() is None:
         return
-    if publisher is not None and layer_is_shared():
-        publisher.publish(session_group(session_id), event)
-        return
-    try:
-        async_to_sync(layer.group_send)(session_group(session_id), event)
-        _publish_succeeded()
-    except Exception as exc:  # a push is best-effort: the DB has the step and reconnects repair
-        _publish_failed(session_group(session_id), exc)
+    with _publisher_made:
+        if publisher is None:
+            publisher = BackgroundPublisher()
+    publisher.publish(session_group(session_id), event)
 
 
 def step_push(*, step: Step) -> None:
