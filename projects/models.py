@@ -48,15 +48,6 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def profile_tables(self) -> list[TableDisplay]:
-        """The profile as people read it: one formatted table per sheet (workbooks) or for the whole file."""
-        return profile_tables(self.profile)
-
-    @property
-    def sheet_names(self) -> list[str]:
-        return [str(s.get("name", "")) for s in (self.profile or {}).get("sheets") or [] if isinstance(s, dict)]
-
     def get_absolute_url(self) -> str:
         # Cached pattern: the sidebar and the dashboard build one link per project.
         return reverse_pk("projects:project-detail", self.pk)
