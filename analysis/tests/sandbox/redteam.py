@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import pickle
 import secrets
 
 from analysis.sandbox import Result, Sandbox
@@ -13,6 +15,24 @@ MARK = "ESCAPED"
 # fork server starts: it must never show up in a result.
 TOKEN = "canary-" + secrets.token_hex(8)
 os.environ["SANDBOX_TEST_HOST_SECRET"] = TOKEN
+PWN = "PWNED"
+
+
+class Evil:
+    """Unpickling this creates PWN in the working directory (the OS layers allow it), so only
+    the policy's refusal to unpickle keeps it from appearing."""
+
+    def __reduce__(self):
+        return (exec, (f"open({PWN!r}, 'w').write('x')",))
+
+
+def evil_pickles_written(workspace: str) -> bytes:
+    """Evil pickled into `workspace` as evil.pkl and, gzipped, as evil.pkl.gz; returns the pickle."""
+    payload = pickle.dumps(Evil())
+    for name, data in {"evil.pkl": payload, "evil.pkl.gz": gzip.compress(payload)}.items():
+        with open(os.path.join(workspace, name), "wb") as f:
+            f.write(data)
+    return payload
 
 
 def leaked(result: Result, secret: str) -> bool:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import pickle
 import zipfile
 
 import pytest
 
-from analysis.tests.sandbox.redteam import MARK, assert_escape_failed
+from analysis.tests.sandbox.redteam import MARK, PWN, Evil, assert_escape_failed, evil_pickles_written
 
 P = f"print('{MARK}')"
 
@@ -84,14 +83,6 @@ PICKLE_CASES = {
 }
 
 
-class Evil:
-    """Unpickling this writes a PWNED file into the working directory (allowed by the OS layers),
-    so only the policy's refusal to unpickle keeps it from appearing."""
-
-    def __reduce__(self):
-        return (exec, ("open('PWNED', 'w').write('x')",))
-
-
 @pytest.mark.parametrize("code", ESCAPES.values(), ids=ESCAPES.keys())
 def test_interpreter_escape_is_refused(sandbox, forkserver, code):
     assert_escape_failed(sandbox, forkserver, code)
@@ -104,14 +95,9 @@ def test_reaching_os_sys_or_builtins_through_modules_is_refused(sandbox, forkser
 
 @pytest.mark.parametrize("code", PICKLE_CASES.values(), ids=PICKLE_CASES.keys())
 def test_unpickling_is_refused(sandbox, forkserver, workspace, code):
-    import gzip
-
     import numpy as np
 
-    payload = pickle.dumps(Evil())
-    for name, data in {"evil.pkl": payload, "evil.pkl.gz": gzip.compress(payload)}.items():
-        with open(os.path.join(workspace, name), "wb") as f:
-            f.write(data)
+    payload = evil_pickles_written(workspace)
     # Written with numpy's format module and plain files: np.save may be wrapped process-wide by
     # the policy tests (harden_libraries) when they run in the same pytest process.
     evil_array = np.array([Evil()], dtype=object)
@@ -122,4 +108,4 @@ def test_unpickling_is_refused(sandbox, forkserver, workspace, code):
 
     assert_escape_failed(sandbox, forkserver, code.replace("PAYLOAD", repr(payload)))
 
-    assert not os.path.exists(os.path.join(workspace, "PWNED"))
+    assert not os.path.exists(os.path.join(workspace, PWN))

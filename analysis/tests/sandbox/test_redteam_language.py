@@ -6,17 +6,14 @@ tests assert none of that happened and the kernel still serves. Issue 8's cases,
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import pickle
 
 import pytest
 
 from analysis.sandbox import Limits, Sandbox
-from analysis.tests.sandbox.redteam import MARK, TOKEN, assert_still_serves, leaked
+from analysis.tests.sandbox.redteam import MARK, PWN, TOKEN, assert_still_serves, evil_pickles_written, leaked
 
-PWN = "PWNED"
 # Holding the real `os`, `sys` or builtins is the escape: a payload prints MARK once it has one.
 WITH_OS = f"print({MARK!r})"
 # An expression that acts inside pandas' evaluator: creates PWNED through the real os.open.
@@ -194,14 +191,6 @@ PATH_TAKING = {
 }
 
 
-class Evil:
-    """Unpickling this creates PWNED in the working directory (the OS layers allow it), so only
-    the policy's refusal to unpickle keeps it from appearing."""
-
-    def __reduce__(self):
-        return (exec, (f"open({PWN!r}, 'w').write('x')",))
-
-
 UNPICKLING = {
     "statsmodels_results_load": (
         "import statsmodels.api as sm\nsm.regression.linear_model.RegressionResults.load('evil.pkl')"
@@ -309,10 +298,7 @@ def test_path_taking_library_functions_do_not_read_outside_the_workspace(sandbox
 
 @pytest.mark.parametrize("code", UNPICKLING.values(), ids=UNPICKLING.keys())
 def test_no_library_route_unpickles(sandbox, forkserver, workspace, code):
-    payload = pickle.dumps(Evil())
-    for name, data in {"evil.pkl": payload, "evil.pkl.gz": gzip.compress(payload)}.items():
-        with open(os.path.join(workspace, name), "wb") as f:
-            f.write(data)
+    evil_pickles_written(workspace)
 
     result = _run_checked(sandbox, forkserver, workspace, code)
 
