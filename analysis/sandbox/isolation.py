@@ -23,6 +23,19 @@ from dataclasses import asdict, dataclass
 
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
+# The system trees every kernel reads, whichever layer checks (Landlock and the private root in
+# `kernel.lock_down`, the open audit hook in `libraries`): the interpreter's standard library and shared
+# libraries, zoneinfo and fonts. /lib* are symlinks into /usr on merged-/usr systems. Each layer adds
+# what only it needs.
+SYSTEM_READ_PATHS = (
+    "/usr/lib",
+    "/usr/lib64",
+    "/lib",
+    "/lib64",
+    "/usr/share/zoneinfo",
+    "/usr/share/fonts",
+    "/etc/localtime",
+)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long

@@ -26,18 +26,8 @@ _DEV_FILES = {
     "/dev/random": isolation.FS_READ_FILE,
     "/dev/urandom": isolation.FS_READ_FILE,
 }
-# /usr holds the interpreter's standard library, shared libraries, fonts and zoneinfo; /lib* are symlinks
-# into it on merged-/usr systems. ld.so.cache lets ctypes and dlopen find libraries as they do outside.
-_SYSTEM_READ_PATHS = [
-    "/usr/lib",
-    "/usr/lib64",
-    "/lib",
-    "/lib64",
-    "/usr/share/zoneinfo",
-    "/usr/share/fonts",
-    "/etc/localtime",
-    "/etc/ld.so.cache",
-]
+# ld.so.cache lets ctypes and dlopen find libraries as they do outside.
+_SYSTEM_READ_PATHS = [*isolation.SYSTEM_READ_PATHS, "/etc/ld.so.cache"]
 
 
 def _detach_from_server(sock_fd: int) -> None:

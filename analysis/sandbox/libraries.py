@@ -29,6 +29,7 @@ import sys
 import sysconfig
 import types
 
+from analysis.sandbox import isolation
 from analysis.sandbox.guards import (
     TRUSTED_MODULES,
     PolicyError,
@@ -542,13 +543,7 @@ def _harden_pandas_eval() -> None:
 _cell = {"depth": 0, "hooked": False, "read_roots": (), "protected_fds": frozenset()}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _SYSTEM_READS = (
-    "/usr/lib",
-    "/usr/lib64",
-    "/lib",
-    "/lib64",
-    "/usr/share/zoneinfo",
-    "/usr/share/fonts",
-    "/etc/localtime",
+    *isolation.SYSTEM_READ_PATHS,
     "/etc/timezone",
     "/etc/mime.types",
     "/dev/urandom",
