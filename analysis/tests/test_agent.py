@@ -38,9 +38,10 @@ def code_call(code: str, thought: str = "Let me compute it.") -> ModelResponse:
     return ModelResponse(parts=[TextPart(thought), ToolCallPart("run_python", {"code": code})])
 
 
-def _run_with(model, session, alice, question="What is the total revenue?") -> Run:
+def _run_with(model, session, alice, question="What is the total revenue?", executor_factory=None) -> Run:
+    """Ask `question` and let one real worker (`model`; None: the session's configured one) process it."""
     run = run_start(session=session, user=alice, question=question)
-    worker = Worker(worker_id="t", model=model)
+    worker = Worker(worker_id="t", model=model, executor_factory=executor_factory)
     try:
         worker.run_forever(once=True)
     finally:

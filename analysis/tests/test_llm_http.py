@@ -8,11 +8,10 @@ from pydantic_ai import Agent
 
 from analysis.agent.models import model_build
 from analysis.models import Run
-from analysis.services import run_start
 from analysis.tests.conftest import SALES
 from analysis.tests.factories import AnalysisSessionFactory
 from analysis.tests.llm_server import LoopbackLLM, text_reply, tool_reply
-from analysis.worker import Worker
+from analysis.tests.test_agent import _run_with
 
 pytestmark = pytest.mark.django_db
 
@@ -26,13 +25,7 @@ def _ask_through_endpoint(llm: LoopbackLLM, settings, *, project, user, question
     """Point the app at the loopback endpoint, ask in a new session, and let a real worker process the run."""
     settings.LLM_BASE_URL, settings.LLM_MODEL, settings.OPENROUTER_API_KEY = llm.base_url, "loop-model", ""
     session = AnalysisSessionFactory(project=project, user=user, model="local:loop-model")
-    run = run_start(session=session, user=user, question=question)
-    worker = Worker(worker_id="http-test")
-    try:
-        worker.run_forever(once=True)
-    finally:
-        worker.close()
-    return run
+    return _run_with(None, session, user, question)
 
 
 def test_a_local_endpoint_drives_a_full_run_with_tool_calls_and_usage(

@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 from django.urls import reverse
-from pydantic_ai.messages import ModelResponse, TextPart, ToolReturnPart
+from pydantic_ai.messages import ModelResponse, TextPart
 
 from analysis.models import Artifact, Run, Step
 from analysis.sandbox import ForkServer, Limits, Sandbox
@@ -24,11 +24,9 @@ from analysis.services import (
     artifact_create_from_sandbox,
     artifact_prepare,
     path_within,
-    run_start,
 )
 from analysis.tests.factories import RunFactory, StepFactory
-from analysis.tests.test_agent import code_call, script
-from analysis.worker import Worker
+from analysis.tests.test_agent import _run_with, _tool_returns, code_call, script
 
 pytestmark = pytest.mark.django_db
 
@@ -238,19 +236,8 @@ def escaped_server():
 
 
 def _run(session, alice, model, server, question="chart it") -> Run:
-    run = run_start(session=session, user=alice, question=question)
     factory = lambda workspace: Sandbox(workspace, Limits(timeout=20), server=server)  # noqa: E731
-    worker = Worker(worker_id="redteam-artifacts", model=model, executor_factory=factory)
-    try:
-        worker.run_forever(once=True)
-    finally:
-        worker.close()
-    run.refresh_from_db()
-    return run
-
-
-def _tool_returns(messages) -> list[str]:
-    return [p.content for m in messages for p in getattr(m, "parts", []) if isinstance(p, ToolReturnPart)]
+    return _run_with(model, session, alice, question, executor_factory=factory)
 
 
 BAD_FIGURE = """
