@@ -2,9 +2,10 @@
 
 The session page, htmx fragments and websocket pushes render ``_partials/artifact.html`` from an
 ``ArtifactView``. Building one never opens the artifact's file: a chart is fetched by the browser from its JSON
-download (``json_url``), a table's first page comes from the preview stored in ``meta`` when the artifact was
-created (older tables load their block over htmx). So a session page costs the same number of storage reads
-(none) whatever it holds; only the artifact detail page reads a file, once (``artifact_full_view``).
+download (``json_url``), a table is a placeholder of its size that loads its first page over htmx when it
+scrolls into view (the artifact detail URL answers htmx with the table block). So a session page costs the same
+number of storage reads (none) and about the same bytes whatever its tables hold; only the artifact detail page
+reads a file, once (``artifact_full_view``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
+
+from django.template.defaultfilters import pluralize
 
 from analysis.models import Artifact
 from analysis.sandbox import artifact_schema, protocol
@@ -52,8 +55,10 @@ class ArtifactView:
     plotly_js_url: str = ""  # plotly: the library artifacts.js loads before drawing
     figure: dict[str, Any] | None = None  # plotly: embedded figure (detail page only)
     image_url: str = ""
-    table: TablePage | None = None
-    table_src: str = ""  # a table without a stored preview: its block loads from here over htmx
+    table: TablePage | None = None  # the detail page's table page; pages listing artifacts load it lazily
+    table_src: str = ""  # where the lazy table's block loads from over htmx
+    table_size: str = ""  # "1,234 rows × 5 columns" (the original frame's shape, when known)
+    table_skeleton_rows: int = 1  # rows of the first page, so the placeholder has the loaded table's height
     error: str = ""
     rendition_note: str = ""  # why thumbnails and exports show a placeholder instead of this chart's image
 
@@ -95,12 +100,22 @@ def artifact_view_for(artifact: Artifact) -> ArtifactView:
     elif artifact.kind == Artifact.Kind.IMAGE:
         view.image_url = artifact_download_url(artifact=artifact, fmt="png", inline=True)
     elif artifact.kind == Artifact.Kind.TABLE:
-        preview = (artifact.meta or {}).get("preview") if isinstance(artifact.meta, dict) else None
-        if isinstance(preview, dict):
-            view.table = table_page_build(data=table_data_normalise(preview))
-        else:
-            view.table_src = detail_url
+        view.table_src = detail_url
+        view.table_size, view.table_skeleton_rows = table_placeholder_shape(meta=artifact.meta)
     return view
+
+
+def table_placeholder_shape(*, meta: Any) -> tuple[str, int]:
+    """The size line and first-page row count of a table's placeholder, from its meta (shape, else preview)."""
+    meta = meta if isinstance(meta, dict) else {}
+    preview = meta.get("preview") if isinstance(meta.get("preview"), dict) else {}
+    shape = meta.get("shape") or preview.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape)):
+        return "", PAGE_SIZE
+    rows, columns = shape
+    first_page = len(preview["rows"]) if isinstance(preview.get("rows"), list) else min(rows, PAGE_SIZE)
+    size = f"{rows:,} row{pluralize(rows)} × {columns:,} column{pluralize(columns)}"
+    return size, max(1, min(first_page, PAGE_SIZE))  # an empty table shows one "No rows" row
 
 
 def artifact_full_view(artifact: Artifact, *, page: Any = 1, sort: str = "") -> ArtifactView:

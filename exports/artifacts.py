@@ -21,7 +21,7 @@ from analysis.artifact_views import (  # noqa: F401  (re-exported: the exports a
     artifact_title,
 )
 from analysis.models import Artifact
-from analysis.tables import TablePage, table_data_read, table_page_build
+from analysis.tables import TablePage, table_data_normalise, table_data_read, table_page_build
 from codingagent.lib.urls import reverse_pk
 
 
@@ -31,7 +31,14 @@ def artifact_view_build(*, artifact: Artifact, page: Any = 1, sort: str = "") ->
 
 
 def artifact_table_page(*, artifact: Artifact, page: Any = 1, sort: str = "") -> TablePage:
-    return table_page_build(data=table_data_read(artifact=artifact), page=page, sort=sort)
+    """One page of a table (the session page's lazy blocks, pager and header clicks). A table whose stored
+    preview holds all its rows is paged from that (no storage read); any other reads its file once."""
+    preview = artifact.meta.get("preview") if isinstance(artifact.meta, dict) else None
+    if isinstance(preview, dict) and preview.get("truncated") is False:
+        data = table_data_normalise(preview)
+    else:
+        data = table_data_read(artifact=artifact)
+    return table_page_build(data=data, page=page, sort=sort)
 
 
 def artifact_thumb_build(*, artifact: Artifact) -> dict[str, Any]:

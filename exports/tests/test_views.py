@@ -6,6 +6,7 @@ import pytest
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from analysis.artifact_views import table_preview_meta
 from analysis.models import Artifact
 from analysis.tests.factories import AnalysisSessionFactory
 from exports.artifacts import artifact_view_build
@@ -73,11 +74,49 @@ def test_plotly_partial_from_the_row_alone_fetches_the_figure_instead_of_embeddi
     assert "<script" not in html
 
 
-def test_table_partial_from_the_row_alone_without_a_preview_loads_its_block_over_htmx(table):
+def test_table_partial_from_the_row_alone_is_a_placeholder_of_its_size_that_loads_when_scrolled_into_view(table):
+    table.meta = {"shape": [1234, 3], "preview": table_preview_meta(json.loads(table.file.read()))}
+
     html = render_to_string("_partials/artifact.html", {"artifact": table})
 
-    assert f'hx-get="/artifacts/{table.pk}/" hx-trigger="load"' in html
+    assert f'hx-get="/artifacts/{table.pk}/" hx-trigger="intersect once, load-table"' in html
     assert f'id="artifact-{table.pk}-table"' in html
+    assert "1,234 rows × 3 columns" in html and 'style="--rows: 25"' in html
+    assert f'<a href="/artifacts/{table.pk}/">Open the table</a>' in html  # without JavaScript
+    assert "<td" not in html and "<script" not in html
+
+
+def test_a_short_tables_placeholder_is_as_tall_as_its_rows(project, session):
+    body = table_json(rows=[["North"]], columns=["region"])
+    meta = {"shape": [1, 1], "preview": table_preview_meta(json.loads(body))}
+    short = artifact_make(project=project, session=session, kind="table", body=body, meta=meta)
+
+    html = render_to_string("_partials/artifact.html", {"artifact": short})
+
+    assert "1 row × 1 column" in html and 'style="--rows: 1"' in html
+
+
+def test_a_table_without_a_known_shape_gets_a_full_page_placeholder(table):
+    html = render_to_string("_partials/artifact.html", {"artifact": table})
+
+    assert 'style="--rows: 25"' in html and " rows × " not in html
+
+
+def test_the_lazy_table_block_is_404_for_an_outsider(client, charlie, table):
+    client.force_login(charlie)
+
+    response = client.get(reverse("exports:artifact-detail", args=[table.pk]), headers={"HX-Request": "true"})
+
+    assert response.status_code == 404
+
+
+def test_the_lazy_table_block_is_shown_to_a_viewer(client, viewer, table):
+    client.force_login(viewer)
+
+    response = client.get(reverse("exports:artifact-detail", args=[table.pk]), headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    assert "row24" in response.content.decode() and "Page 1 / 3" in response.content.decode()
 
 
 def test_table_partial_shows_the_first_page_escaped_with_numbers_right_aligned(table):

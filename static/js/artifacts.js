@@ -1,5 +1,6 @@
 // Draws plotly artifacts: on first load and on htmx:load / htmx:oobAfterSwap (websocket pushes),
-// follows the light/dark theme (themechange from app.js) and resizes with the layout.
+// follows the light/dark theme (themechange from app.js) and resizes with the layout; marks lazy tables
+// whose first page failed to load.
 (function () {
   if (window.CodingAgentArtifacts) return; // loaded twice: keep one set of listeners
 
@@ -113,6 +114,20 @@
       window.Plotly.relayout(el, themeLayout(el.layout));
     });
   });
+  // A lazy table whose first page could not be fetched (htmx swaps no error response): say so, keep the link.
+  function tableFailed(event) {
+    var el = event.detail && event.detail.elt;
+    if (!el || !el.matches || !el.matches(".artifact-table[data-lazy]")) return;
+    el.classList.add("is-failed");
+    el.removeAttribute("aria-busy");
+    var note = el.querySelector(".table-footer .muted");
+    if (note && !note.dataset.failed) {
+      note.dataset.failed = "yes";
+      note.insertBefore(document.createTextNode("The table could not be loaded. "), note.firstChild);
+    }
+  }
+  document.addEventListener("htmx:responseError", tableFailed);
+  document.addEventListener("htmx:sendError", tableFailed);
   if (document.readyState !== "loading") init(document.body);
   window.CodingAgentArtifacts = { init: init };
 })();

@@ -1,5 +1,6 @@
 // Numbers in answers: clicking a verified number (or Enter/Space on it) scrolls to the step that computed it and
-// highlights where: the table cell (fetching the table page that holds the row), the printed line, or final_result.
+// highlights where: the table cell (loading a table not loaded yet, then fetching the table page that holds the row),
+// the printed line, or final_result.
 (function () {
   var HIGHLIGHT_MS = 4000;
 
@@ -50,9 +51,44 @@
     return tr && col >= 0 ? tr.children[col] : null;
   }
 
-  function showCell(step, row, column) {
+  var LOAD_WAIT_MS = 15000;
+
+  // A table still showing its placeholder: ask htmx to load it (load-table, one of its hx-triggers; dropped
+  // when its own intersect request is already in flight) and resolve once its first page replaced it (or it
+  // failed, or took too long: the caller then highlights the step).
+  function tableLoaded(placeholder) {
+    var id = placeholder.id;
+    return new Promise(function (resolve) {
+      var timer;
+      function finish() {
+        clearTimeout(timer);
+        document.removeEventListener("htmx:afterSettle", settled);
+        document.removeEventListener("htmx:responseError", failed);
+        document.removeEventListener("htmx:sendError", failed);
+        resolve();
+      }
+      function settled() {
+        var el = document.getElementById(id);
+        if (!el || !el.hasAttribute("data-lazy")) finish();
+      }
+      function failed(event) {
+        if (event.detail && event.detail.elt === placeholder) finish();
+      }
+      timer = setTimeout(finish, LOAD_WAIT_MS);
+      document.addEventListener("htmx:afterSettle", settled);
+      document.addEventListener("htmx:responseError", failed);
+      document.addEventListener("htmx:sendError", failed);
+      htmx.trigger(placeholder, "load-table");
+    });
+  }
+
+  function showCell(step, row, column, waited) {
     var table = step.querySelector("div.artifact-table[data-detail-url]");
     if (!table) return flash(step);
+    if (table.hasAttribute("data-lazy")) {
+      if (waited) return flash(step);
+      return tableLoaded(table).then(function () { showCell(step, row, column, true); });
+    }
     var cell = table.dataset.sort ? null : tableCell(table, row, column);
     if (cell) return flash(cell);
     // Another page (or a sorted view) is showing: fetch the unsorted page that holds the row, then highlight.
