@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 ExecutorFactory = Callable[[str], Executor]
 CANCEL_POLL_SECONDS = 0.5
+# PSS of the kernels: the kernel walks every page table of every kernel for it (a fifth of a busy worker's CPU
+# when read at each heartbeat with 25 kernels), so it is read less often than the heartbeat beats.
+MEMORY_READ_SECONDS = 30.0
 CLAIM_BATCH = 8  # runs one claim may take: a burst of questions starts in a few turns of the claim lock
 HOUSEKEEPING_SECONDS = 1.0
 KERNEL_CHECK_SECONDS = 5.0
@@ -186,6 +189,7 @@ class _Heartbeat(threading.Thread):
         self.done = threading.Event()
         self.outage = Outage("Heartbeat (database)")
         self.memory = procmem.TreeMemory(0.0, 0.0, 0)
+        self.memory_read_at = float("-inf")
 
     def run(self) -> None:
         last_beat = 0.0
@@ -206,8 +210,10 @@ class _Heartbeat(threading.Thread):
             if now > controller.deadline:
                 controller.stop("timeout")
         if now - last_beat >= settings.RUN_HEARTBEAT_SECONDS:
-            with contextlib.suppress(Exception):
-                self.memory = procmem.tree_memory()
+            if now - self.memory_read_at >= MEMORY_READ_SECONDS:
+                with contextlib.suppress(Exception):
+                    self.memory = procmem.tree_memory()
+                self.memory_read_at = now
             cancels = services.runs_heartbeat(worker_id=worker.worker_id, run_ids=list(active))
             services.worker_heartbeat(
                 worker_id=worker.worker_id,

@@ -12,8 +12,11 @@ websocket follower and every run one SSE follower; neither reconnects, so a drop
     # Embedded (`make run` defaults: SQLite, in-memory layer, one web + one worker): 10 at once vs one alone
     flock /tmp/cpu.lock .venv/bin/python bench/load.py --embedded
 
-Prints runs per minute, p50/p99 of (time to answer - model time), errors, state lost, steps lost / duplicated /
-out of order per follower kind, and the PSS of each worker and of its kernels, each against its target.
+Prints runs per minute, p50/p99 of (time to answer - model time) overall and per question of a session, errors,
+state lost, steps lost / duplicated / out of order per follower kind, and the PSS of each worker and of its kernels
+(read from /proc at the end), each against its target. The services run with production settings (DEBUG off).
+Each worker gets enough run slots for every session to run at once (``--concurrency``, default sessions / workers,
+at least 16): with the default 16, 50 questions asked together on 2 workers queue 18 behind a whole run by design.
 """
 
 from __future__ import annotations
@@ -399,14 +402,21 @@ def check_streams(results: list) -> dict:
     return report
 
 
-def memory_report() -> list[str]:
+def memory_report(workers: list) -> list[str]:
+    """PSS read now from /proc for each worker process and everything below it (fork server, kernels)."""
     from analysis.models import WorkerProcess
+    from codingagent.lib.procmem import tree_memory
 
-    return [
-        f"    worker {w.id}: worker PSS {w.worker_pss_mb:.0f} MB, {w.kernels} kernels PSS {w.kernel_pss_mb:.0f} MB"
-        f" ({w.kernel_pss_mb / max(1, w.kernels):.0f} MB/kernel incl. fork server)"
-        for w in WorkerProcess.objects.all()
-    ]
+    kernels = {w.pid: w.kernels for w in WorkerProcess.objects.all()}
+    lines = []
+    for proc, _log in workers:
+        memory = tree_memory(proc.pid)
+        n = kernels.get(proc.pid, 0)
+        lines.append(
+            f"    worker pid {proc.pid}: worker PSS {memory.self_mb:.0f} MB, {n} kernels + fork server PSS "
+            f"{memory.descendants_mb:.0f} MB ({memory.descendants_mb / max(1, n):.0f} MB per kernel)"
+        )
+    return lines
 
 
 def pct(values: list[float], p: int) -> float:
@@ -420,7 +430,7 @@ async def load(people_: list[dict], ports: list[int], questions: int, model: Mod
     return results, time.monotonic() - started
 
 
-def summarize(label: str, results: list, wall: float, model: Model) -> list[float]:
+def summarize(label: str, results: list, wall: float, model: Model, workers: list) -> list[float]:
     runs = [r for r in results if "run" in r]
     errors = [r for r in results if "error" in r] + [r for r in runs if r["final"].get("status") != "succeeded"]
     lost_state = [
@@ -437,6 +447,11 @@ def summarize(label: str, results: list, wall: float, model: Model) -> list[floa
             f"    time to answer minus model time: p50 {p50:.2f} s, p99 {p99:.2f} s "
             f"(target p99 <= {TARGET_P99_OVERHEAD_S:.1f} s, ratio {p99 / TARGET_P99_OVERHEAD_S:.2f})"
         )
+        for q in sorted({r["q"] for r in runs}):
+            of_q = [r["seconds"] - model.seconds[r["tag"]] for r in runs if r["q"] == q]
+            print(
+                f"      question {q + 1} of each session: p50 {statistics.median(of_q):.2f} s, p99 {pct(of_q, 99):.2f} s"
+            )
     print(f"    errors {len(errors)}, state lost {len(lost_state)} (target 0)")
     for kind in ("ws", "sse"):
         lost, dup, order = streams[kind]
@@ -445,7 +460,7 @@ def summarize(label: str, results: list, wall: float, model: Model) -> list[floa
         print(f"    websockets closed by the server: {streams['ws_closed']}")
     if streams["ws_refused"]:
         print(f"    websockets that could not connect (their steps count as lost): {streams['ws_refused']}")
-    for line in memory_report():
+    for line in memory_report(workers):
         print(line)
     for r in (errors + lost_state)[:5]:
         print(
@@ -482,7 +497,7 @@ def main() -> None:
     with LoopbackLLM(responder=model) as llm:
         os.environ["LLM_BASE_URL"] = llm.base_url
         env = setup(tmp, embedded=args.embedded)
-        ports, procs, _workers = start(env, webs=args.webs, workers=args.workers, log_dir=tmp)
+        ports, procs, workers = start(env, webs=args.webs, workers=args.workers, log_dir=tmp)
         mode = "embedded (SQLite, in-memory layer)" if args.embedded else "PostgreSQL + Redis"
         slots = f", RUN_WORKER_CONCURRENCY {args.concurrency}" if args.concurrency else ""
         print(
@@ -496,14 +511,14 @@ def main() -> None:
                 alone = [r["seconds"] for r in lone if "run" in r][0]
                 print(f"  a lone question: {alone:.2f} s")
                 crowd_results, wall = asyncio.run(load(people(10), ports, 1, model))
-                crowd = summarize("10 people asking at once", crowd_results, wall, model)
+                crowd = summarize("10 people asking at once", crowd_results, wall, model, workers)
                 print(
                     f"    slowest of 10 {max(crowd):.2f} s, median {statistics.median(crowd):.2f} s vs alone {alone:.2f} s: "
                     f"ratio {max(crowd) / alone:.2f} (target <= {TARGET_EMBEDDED_RATIO})"
                 )
             else:
                 results, wall = asyncio.run(load(people(args.sessions), ports, args.questions, model))
-                summarize(f"{args.sessions} sessions x {args.questions} questions", results, wall, model)
+                summarize(f"{args.sessions} sessions x {args.questions} questions", results, wall, model, workers)
         finally:
             for proc in procs:
                 proc.terminate()
