@@ -264,38 +264,17 @@ class SandboxPolicy(RestrictingNodeTransformer):
         return self.node_contents_visit(node)
 
     # ---------------------------------------------------------------- fast paths (no wrapping)
-    def visit_Subscript(self, node):
+    def _contents_only(self, node):
+        """Visit the node's children, wrapping nothing at the node itself."""
         return self.node_contents_visit(node)
 
-    def visit_For(self, node):
-        return self.node_contents_visit(node)
-
-    def visit_comprehension(self, node):
-        return self.node_contents_visit(node)
-
-    def visit_Assign(self, node):
-        return self.node_contents_visit(node)
-
-    def visit_AugAssign(self, node):
-        return self.node_contents_visit(node)
-
-    def visit_AnnAssign(self, node):  # RestrictedPython 9.0 has no visitor for `x: int = 1`
-        return self.node_contents_visit(node)
-
-    def visit_Call(self, node):
-        return self.node_contents_visit(node)
-
-    def visit_With(self, node):
-        return self.node_contents_visit(node)
+    visit_Subscript = visit_For = visit_comprehension = visit_Assign = visit_AugAssign = _contents_only
+    visit_AnnAssign = _contents_only  # RestrictedPython 9.0 has no visitor for `x: int = 1`
+    visit_Call = visit_With = _contents_only
 
     # ---------------------------------------------------------------- match statements
-    def visit_Match(self, node):
-        return self.node_contents_visit(node)
-
-    def _match_node(self, node):
-        return self.node_contents_visit(node)
-
-    visit_match_case = visit_MatchValue = visit_MatchSingleton = visit_MatchSequence = visit_MatchOr = _match_node
+    visit_Match = visit_match_case = visit_MatchValue = visit_MatchSingleton = _contents_only
+    visit_MatchSequence = visit_MatchOr = _contents_only
 
     def visit_MatchAs(self, node):
         self.check_name(node, node.name)
