@@ -13,6 +13,11 @@ from analysis.agent.offline.understand import Request
 # --- overview, describe, missing --------------------------------------------------------------------------
 
 
+def _named_columns(req: Request) -> str:
+    """The selection of the columns the question named (`[['a', 'b']]`), or nothing: the whole frame."""
+    return f"[{[m.name for m in req.measures]!r}]" if req.measures else ""
+
+
 def overview_plan(req: Request) -> Plan:
     code = c.load(req) + (
         "print(f'{len(df)} rows × {df.shape[1]} columns')\nprint(df.dtypes.to_string())\n"
@@ -28,9 +33,8 @@ def overview_answer(req: Request, r) -> str:
 
 
 def describe_plan(req: Request) -> Plan:
-    subset = f"[{[m.name for m in req.measures]!r}]" if req.measures else ""
     code = c.load(req) + (
-        f"desc = df{subset}.describe().round(4)\n"
+        f"desc = df{_named_columns(req)}.describe().round(4)\n"
         "final_result = {c: {k: (None if pd.isna(v) else float(v)) for k, v in desc[c].items()} for c in desc}\n"
         "desc"
     )
@@ -50,9 +54,8 @@ def describe_answer(req: Request, r) -> str:
 
 
 def missing_plan(req: Request) -> Plan:
-    subset = f"[{[m.name for m in req.measures]!r}]" if req.measures else ""
     code = c.load(req) + (
-        f"missing = df{subset}.isna().sum()\n"
+        f"missing = df{_named_columns(req)}.isna().sum()\n"
         "gaps = missing[missing > 0].sort_values(ascending=False)\n"
         "final_result = {'total': int(missing.sum()), 'columns': int(len(gaps)),"
         " 'per_column': {str(k): int(v) for k, v in gaps.items()}}\n"
