@@ -157,3 +157,23 @@ def log_in(page, *, email: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("form[action='/accounts/login/'] button[type=submit]")
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def demo_session_started(page, app: LiveApp, *, title: str) -> str:
+    """Log in as the demo user and start a session in the demo project (titled, where the form asks for a
+    title); the session page's path."""
+    log_in(page, email=app.demo_email, password=app.demo_password)
+    page.goto(f"/projects/{app.demo_project_pk}/")
+    new_session = f"form[action='/projects/{app.demo_project_pk}/sessions/new/']"
+    page.wait_for_selector(new_session)  # the sessions fragment arrives over htmx
+    if page.locator(f"{new_session} [name=title]").count():
+        page.fill(f"{new_session} [name=title]", title)
+    page.click(f"{new_session} [type=submit]")
+    page.wait_for_url(re.compile(r"/sessions/\d+/$"))
+    return page.url.removeprefix(app.url)
+
+
+def question_asked(page, session_path: str, question: str) -> None:
+    """Type `question` into the session's question form and send it."""
+    page.fill(f"form[action='{session_path}runs/'] [name=question]", question)
+    page.click(f"form[action='{session_path}runs/'] [type=submit]")

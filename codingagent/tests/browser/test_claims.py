@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.tests.llm_server import LoopbackLLM, text_reply, tool_reply
-from codingagent.tests.browser.conftest import live_app_started, log_in
+from codingagent.tests.browser.conftest import demo_session_started, live_app_started, question_asked
 from codingagent.tests.support import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -50,17 +50,8 @@ def answered(browser, llm_app):
     context = browser.new_context(base_url=llm_app.url, viewport={"width": 1400, "height": 900})
     context.set_default_timeout(20_000)
     page = context.new_page()
-    log_in(page, email=llm_app.demo_email, password=llm_app.demo_password)
-    page.goto(f"/projects/{llm_app.demo_project_pk}/")
-    new_session = f"form[action='/projects/{llm_app.demo_project_pk}/sessions/new/']"
-    page.wait_for_selector(new_session)
-    if page.locator(f"{new_session} [name=title]").count():
-        page.fill(f"{new_session} [name=title]", "Checkable numbers")
-    page.click(f"{new_session} [type=submit]")
-    page.wait_for_url(re.compile(r"/sessions/\d+/$"))
-    path = page.url.removeprefix(llm_app.url)
-    page.fill(f"form[action='{path}runs/'] [name=question]", "What is the total revenue?")
-    page.click(f"form[action='{path}runs/'] [type=submit]")
+    path = demo_session_started(page, llm_app, title="Checkable numbers")
+    question_asked(page, path, "What is the total revenue?")
     page.wait_for_selector(ANSWERED, timeout=90_000)
     page.reload()  # the marks are the same live and after a reload; a reload makes the test independent of timing
     page.wait_for_selector(".claim")

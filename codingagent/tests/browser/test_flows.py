@@ -7,7 +7,13 @@ import re
 
 import pytest
 
-from codingagent.tests.browser.conftest import OUTSIDER_EMAIL, OUTSIDER_PASSWORD, log_in
+from codingagent.tests.browser.conftest import (
+    OUTSIDER_EMAIL,
+    OUTSIDER_PASSWORD,
+    demo_session_started,
+    log_in,
+    question_asked,
+)
 from codingagent.tests.support import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -49,20 +55,11 @@ def test_a_user_creates_a_project_and_sees_the_profile_of_an_uploaded_csv(page, 
 
 
 def test_the_offline_analyst_streams_steps_and_a_chart_that_survive_a_reload(page, live_app, tmp_path):
-    log_in(page, email=live_app.demo_email, password=live_app.demo_password)
-    page.goto(f"/projects/{live_app.demo_project_pk}/")
-    new_session = f"form[action='/projects/{live_app.demo_project_pk}/sessions/new/']"
-    page.wait_for_selector(new_session)  # the sessions fragment arrives over htmx
-    if page.locator(f"{new_session} [name=title]").count():
-        page.fill(f"{new_session} [name=title]", "Revenue by region")
-    page.click(f"{new_session} [type=submit]")
-    page.wait_for_url(re.compile(r"/sessions/\d+/$"))
-    session_path = page.url.removeprefix(live_app.url)
+    session_path = demo_session_started(page, live_app, title="Revenue by region")
     # A marker on window proves that the answer arrives without a page load.
     page.evaluate("window.__noReload = true")
 
-    page.fill(f"form[action='{session_path}runs/'] [name=question]", "show me a bar chart of revenue by region")
-    page.click(f"form[action='{session_path}runs/'] [type=submit]")
+    question_asked(page, session_path, "show me a bar chart of revenue by region")
     page.wait_for_selector(STEP)
     page.wait_for_selector(ANSWER, timeout=60_000)
     page.wait_for_selector(CHART, timeout=20_000)

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 
-from codingagent.tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, log_in
+from codingagent.tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, demo_session_started, question_asked
 from exports.tests.conftest import artifact_make
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -53,19 +53,10 @@ def test_the_policy_header_has_nonces_and_no_unsafe_inline_script(page, live_app
 
 def test_every_main_page_works_under_the_policy_with_no_violation(page, live_app):
     problems = watch(page)
-    log_in(page, email=live_app.demo_email, password=live_app.demo_password)
-    page.goto(f"/projects/{live_app.demo_project_pk}/")
-    new_session = f"form[action='/projects/{live_app.demo_project_pk}/sessions/new/']"
-    page.wait_for_selector(new_session)
-    if page.locator(f"{new_session} [name=title]").count():
-        page.fill(f"{new_session} [name=title]", "CSP check")
-    page.click(f"{new_session} [type=submit]")
-    page.wait_for_url(re.compile(r"/sessions/\d+/$"))
-    session_path = page.url.removeprefix(live_app.url)
+    session_path = demo_session_started(page, live_app, title="CSP check")
 
     # htmx posts the question, the websocket streams the steps, plotly draws the chart.
-    page.fill(f"form[action='{session_path}runs/'] [name=question]", "show me a bar chart of revenue by region")
-    page.click(f"form[action='{session_path}runs/'] [type=submit]")
+    question_asked(page, session_path, "show me a bar chart of revenue by region")
     page.wait_for_selector("#session-runs .step-answer", timeout=60_000)
     page.wait_for_selector("#session-runs .plotly-chart[data-drawn='yes'] .main-svg", timeout=30_000)
     seen = {session_path: violations(page)}
