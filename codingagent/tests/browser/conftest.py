@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis.tests.llm_server import LoopbackLLM
 from codingagent.tests.support import REPO_ROOT, VENV_BIN, free_port, stop_process, wait_for_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -128,6 +129,15 @@ def live_app_started(data_dir: Path, extra_env: dict[str, str] | None = None) ->
         stop_process(server)
         for fh in logs.values():
             fh.close()
+
+
+@contextmanager
+def llm_app_started(data_dir: Path, responder) -> Iterator[LiveApp]:
+    """The app with its model on a loopback OpenAI-compatible endpoint that answers through `responder`."""
+    with LoopbackLLM(responder=responder) as llm:
+        extra = {"LLM_BASE_URL": llm.base_url, "LLM_MODEL": "loopback", "LLM_API_KEY": "test"}
+        with live_app_started(data_dir, extra) as app:
+            yield app
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import re
 import pandas as pd
 import pytest
 
-from analysis.tests.llm_server import LoopbackLLM, text_reply, tool_reply
-from codingagent.tests.browser.conftest import demo_session_started, live_app_started, question_asked
+from analysis.tests.llm_server import text_reply, tool_reply
+from codingagent.tests.browser.conftest import demo_session_started, llm_app_started, question_asked
 from codingagent.tests.support import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -38,10 +38,8 @@ def _respond(body: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def llm_app(tmp_path_factory):
-    with LoopbackLLM(responder=_respond) as llm:
-        extra = {"LLM_BASE_URL": llm.base_url, "LLM_MODEL": "loopback", "LLM_API_KEY": "test"}
-        with live_app_started(tmp_path_factory.mktemp("claims-app"), extra) as app:
-            yield app
+    with llm_app_started(tmp_path_factory.mktemp("claims-app"), _respond) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ import time
 
 import pytest
 
-from analysis.tests.llm_server import LoopbackLLM, text_reply, tool_reply
+from analysis.tests.llm_server import text_reply, tool_reply
 from codingagent.tests.browser.conftest import (
     OUTSIDER_EMAIL,
     OUTSIDER_PASSWORD,
     _app_env,
-    live_app_started,
+    llm_app_started,
     log_in,
 )
 from codingagent.tests.browser.test_journey import LAST_RUN_ENDED, NO_SIDEWAYS_SCROLL, TEMPLATE_SYNTAX, shoot
@@ -62,10 +62,8 @@ def _respond(body: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def llm_app(tmp_path_factory):
-    with LoopbackLLM(responder=_respond) as llm:
-        extra = {"LLM_BASE_URL": llm.base_url, "LLM_MODEL": "loopback", "LLM_API_KEY": "test"}
-        with live_app_started(tmp_path_factory.mktemp("live-app"), extra) as app:
-            yield app
+    with llm_app_started(tmp_path_factory.mktemp("live-app"), _respond) as app:
+        yield app
 
 
 @pytest.fixture
