@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from typing import Any
 
 from analysis.sandbox import diskquota, protocol
@@ -234,6 +235,19 @@ def _killed(reason: str, message: str, error_type: str) -> Result:
     return Result(ok=False, error={"type": error_type, "message": message, "traceback": ""}, killed_reason=reason)
 
 
+_open_sandboxes: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_sandboxes() -> None:
+    """A process that exits with sandboxes open (a test session, a worker stopped by a signal) closes them while
+    the interpreter still works: their workspaces are written back to disk and their kernels end. Left to
+    ``__del__`` at interpreter teardown, the write-back failed on half-torn-down modules."""
+    for sandbox in list(_open_sandboxes):
+        with contextlib.suppress(Exception):
+            sandbox.close()
+
+
 class Sandbox:
     """A notebook-like kernel for one analysis session.
 
@@ -261,6 +275,7 @@ class Sandbox:
         self._running: KernelProcess | None = None
         self._lost_reason: str | None = None
         self._quota: dict[str, Any] | None = None  # the disk_quota layer while this sandbox holds the mount
+        _open_sandboxes.add(self)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -408,6 +423,7 @@ class Sandbox:
             self._lost_reason = None
 
     def close(self) -> None:
+        _open_sandboxes.discard(self)
         self.cancel()
         with self._lock:
             self._discard_kernel()

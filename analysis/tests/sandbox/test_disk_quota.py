@@ -26,13 +26,17 @@ if sys.argv[2] == "killed":
 """
 
 
-def _child(workspace: str, how: str) -> None:
-    subprocess.run([sys.executable, "-c", CHILD, workspace, how], cwd=ROOT, check=True, timeout=300)
+def _child(workspace: str, how: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, workspace, how], cwd=ROOT, check=True, timeout=300, capture_output=True, text=True
+    )
+    return done.stderr
 
 
 def test_a_process_that_exits_with_a_sandbox_open_leaves_no_mount_and_keeps_the_files(workspace):
-    _child(workspace, "exits")
+    stderr = _child(workspace, "exits")
 
+    assert "Exception ignored" not in stderr and "Error" not in stderr, stderr  # closed at exit, not in __del__
     assert not os.path.ismount(workspace)
     with open(os.path.join(workspace, "out.csv")) as f:
         assert f.read() == "a\n1\n"
