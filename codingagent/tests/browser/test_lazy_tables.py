@@ -189,3 +189,15 @@ def test_the_placeholder_follows_the_dark_theme(page, asked):
 def _rgb(hex_colour: str) -> str:
     r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgb({r}, {g}, {b})"
+
+
+def test_a_table_that_fails_to_load_says_so_and_keeps_its_link(page, asked):
+    # 502, not 500: under DEBUG (the served app), django-htmx shows a 400/403/404/500 as the whole page.
+    page.route(re.compile(r"/artifacts/\d+/$"), lambda route: route.fulfill(status=502, body="bad gateway"))
+    table = _open_at_the_newest_answer(page, asked)
+
+    table.scroll_into_view_if_needed()
+
+    page.locator(".run").first.locator("div.artifact-table.is-failed").wait_for()
+    assert "The table could not be loaded." in table.inner_text()
+    assert table.locator("a", has_text="Open the table").is_visible()
