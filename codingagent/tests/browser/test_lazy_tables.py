@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from analysis.tests.llm_server import LoopbackLLM, text_reply, tool_reply
-from codingagent.tests.browser.conftest import live_app_started, log_in
+from analysis.tests.llm_server import text_reply, tool_reply
+from codingagent.tests.browser.conftest import demo_session_started, llm_app_started, log_in, question_asked
 from codingagent.tests.browser.test_security import violations, watch
 from codingagent.tests.support import REPO_ROOT
 
@@ -38,10 +38,8 @@ def _respond(body: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def llm_app(tmp_path_factory):
-    with LoopbackLLM(responder=_respond) as llm:
-        extra = {"LLM_BASE_URL": llm.base_url, "LLM_MODEL": "loopback", "LLM_API_KEY": "test"}
-        with live_app_started(tmp_path_factory.mktemp("lazy-tables-app"), extra) as app:
-            yield app
+    with llm_app_started(tmp_path_factory.mktemp("lazy-tables-app"), _respond) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -51,26 +49,22 @@ def asked(browser, llm_app):
     context.set_default_timeout(20_000)
     page = context.new_page()
     problems = watch(page)
-    log_in(page, email=llm_app.demo_email, password=llm_app.demo_password)
-    page.goto(f"/projects/{llm_app.demo_project_pk}/")
-    page.click(f"form[action='/projects/{llm_app.demo_project_pk}/sessions/new/'] [type=submit]")
-    page.wait_for_url(re.compile(r"/sessions/\d+/$"))
+    path = demo_session_started(page, llm_app, title="Lazy tables")
     url = page.url
-    _ask(page, "Revenue by day?")
+    _ask(page, path, "Revenue by day?")
     with suppress(PlaywrightTimeoutError):  # the pushed table loads itself: it is in view, the page follows the run
         page.locator(".run-artifacts .artifact-table:not([data-lazy]) tbody tr").nth(24).wait_for(timeout=10_000)
     live_rows = page.locator(".run-artifacts .artifact-table table.data tbody tr").count()
     for n in range(2):
-        _ask(page, f"A filler question, number {n}?")
+        _ask(page, path, f"A filler question, number {n}?")
     last_run = page.locator(".run").last.get_attribute("id")
     yield {"url": url, "last_run": last_run, "live_rows": live_rows, "problems": problems + violations(page)}
     context.close()
 
 
-def _ask(page, question: str) -> None:
+def _ask(page, path: str, question: str) -> None:
     done = page.locator(ANSWERED).count()
-    page.fill("#question-input", question)
-    page.keyboard.press("Enter")
+    question_asked(page, path, question)
     page.wait_for_function(f'() => document.querySelectorAll("{ANSWERED}").length > {done}', timeout=90_000)
 
 
