@@ -128,6 +128,16 @@ def usage_totals(*, runs: QuerySet[Run]) -> dict:
     return totals
 
 
+def usage_totals_of(runs: list[Run]) -> dict:
+    """``usage_totals`` of runs already loaded, without a query."""
+    return {
+        "tokens_in": sum(r.tokens_in for r in runs),
+        "tokens_out": sum(r.tokens_out for r in runs),
+        "cost": sum((r.cost for r in runs), Decimal("0")),
+        "n_runs": len(runs),
+    }
+
+
 def usage_totals_for_session(*, session: AnalysisSession) -> dict:
     return usage_totals(runs=Run.objects.filter(session=session))
 
@@ -193,14 +203,15 @@ def session_live_context(
     """The context the session's run, status, composer and usage fragments render from, on page load and in
     every push: each run prepared (``run_live_prepare``), the active run, and the session's totals (counting
     a run from the moment it is asked, so the footer never says 0 questions while one streams).
-    ``steps_loaded``: the runs' steps are prefetched (the page); ``last_step``: the one run's newest step."""
+    ``steps_loaded``: ``runs`` are all of the session's runs with their steps (the page), so the totals are
+    summed from them; ``last_step``: the one run's newest step (a push)."""
     for run in runs:
         run_live_prepare(run, steps=run.page_steps if steps_loaded else None, last_step=last_step)
     return {
         "session": session,
         "runs": runs,
         "active_run": next((r for r in runs if r.is_active), None),
-        "usage": usage_totals_for_session(session=session),
+        "usage": usage_totals_of(runs) if steps_loaded else usage_totals_for_session(session=session),
     }
 
 

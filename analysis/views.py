@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import Max
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -13,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from analysis import selectors, services
 from analysis.agent.models import model_choices, model_key_resolve, model_label
 from analysis.forms import QuestionForm, SessionForm
-from analysis.models import AnalysisSession, Step
+from analysis.models import AnalysisSession
 from analysis.streaming import push
 from codingagent.lib.http import AuthedHtmxRequest, get_object_or_403
 from projects.selectors import project_editable_qs_for, project_qs_for, project_role_for
@@ -25,14 +24,17 @@ def _form_errors(form) -> str:
 
 
 def session_page_context(*, user, session: AnalysisSession) -> dict:
-    runs = selectors.run_list_for_session_page(session=session)
+    runs = selectors.run_list_for_session_page(session=session)  # every run and step of the session
     selectors.run_queue_attach(runs)
-    last_step = Step.objects.filter(run__session=session).aggregate(m=Max("pk"))["m"] or 0
     key = model_key_resolve(session.model)
     return {
         # The part pushes re-render comes from the same builder as theirs (analysis.streaming.push).
         **selectors.session_live_context(session=session, runs=runs, steps_loaded=True),
-        "last_step_pk": last_step,
+        "last_step_pk": max((step.pk for run in runs for step in run.step_list), default=0),
+        # Flags the partials also take from htmx responses and pushes; a name missing from the context costs
+        # the template engine a failed lookup (three exceptions) at each use, three times per run.
+        "shell": False,
+        "oob": False,
         "can_edit": project_role_for(user, session.project).can_edit,
         "model_choices": model_choices(),
         "current_model": key,

@@ -87,7 +87,7 @@ def test_the_session_page_is_pinned_to_its_queries_and_reads_no_artifact_file(
     _question_with_artifacts(session)
     counted.clear()
 
-    with django_assert_num_queries(12):  # 11 for the page, 1 for the projects sidebar
+    with django_assert_num_queries(10):  # 9 for the page, 1 for the projects sidebar
         response = client.get(reverse("analysis:session-detail", args=[session.pk]))
 
     html = response.content.decode()
