@@ -642,13 +642,13 @@ def _deepcopy_skips_atomic() -> None:
         return
     original = copy.deepcopy
 
+    @functools.wraps(original)  # it is copy.deepcopy to analysis code too (which may call it)
     def deepcopy(x, memo=None, _nil=[]):  # noqa: B006 (the signature copy.deepcopy has)
         if type(x) in _ATOMIC_TYPES:
             return x
         return original(x, memo, _nil)
 
     deepcopy.__sandboxed__ = True
-    deepcopy.__doc__ = original.__doc__
     for helper in vars(copy).values():
         if isinstance(helper, types.FunctionType):
             if helper.__defaults__ and original in helper.__defaults__:

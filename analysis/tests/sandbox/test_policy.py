@@ -726,3 +726,4 @@ def test_deep_copies_inside_cells_are_the_same_copies_without_an_audit_event_per
     assert copied == original and copied["x"] is not original["x"]
     assert copied["pair"][0] is copied["pair"][1] and copied["pair"][0] is not shared  # the memo still works
     assert len(ids) < 50  # one per container, not one per number (5,000 before)
+    assert run("import copy\nb = copy.deepcopy(a)\nb[1].append(3)", a=[1, [2]])["b"] == [1, [2, 3]]  # cells use it
