@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from analysis.tests.llm_server import text_reply, tool_reply
 from codingagent.tests.browser.conftest import (
@@ -111,7 +112,9 @@ def test_a_streaming_run_names_its_model_counts_the_question_and_says_what_it_do
 
     page.wait_for_selector("#session-runs .run-activity", timeout=30_000)
     question = page.locator("#session-runs .question").first.text_content().strip()
-    assert page.locator("#session-title").input_value() == question  # named after it at once, not on reload
+    # Named after it at once, not on reload: the question's own response carries the title, and may land a moment
+    # after the run's websocket push that showed the indicator.
+    expect(page.locator("#session-title")).to_have_value(question, timeout=5_000)
     page.wait_for_selector("#session-runs .step-code")
     shoot(page, "session-streaming-light-desktop")
     page.set_viewport_size({"width": 375, "height": 800})
