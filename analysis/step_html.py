@@ -23,7 +23,7 @@ from codingagent.lib.markdown import highlight_python, render_markdown
 
 # Bump when the rendering or the sanitizing changes; then `manage.py step_html_refresh` re-renders stored rows
 # (until it has run, pages render the stale steps on every view: correct, only slower).
-STEP_HTML_VERSION = 1
+STEP_HTML_VERSION = 2  # 2: the signature sorts the claims' keys
 KINDS = ("thought", "code", "answer")
 
 
@@ -32,7 +32,10 @@ def step_html_signature(*, pk: int | None, kind: str, content: str, data: dict |
     with a matching signature, so neither a changed text nor HTML written into the row behind our back is trusted.
     An answer's marks carry the step's pk in their ids, so its pk is part of it."""
     found = ((data or {}).get("claims") or []) if kind == "answer" else []
-    source = json.dumps([STEP_HTML_VERSION, kind, content, found, pk if kind == "answer" else None, html], default=str)
+    # Keys sorted: PostgreSQL's jsonb gives the claims back with their keys in its own order.
+    source = json.dumps(
+        [STEP_HTML_VERSION, kind, content, found, pk if kind == "answer" else None, html], default=str, sort_keys=True
+    )
     return salted_hmac("analysis.Step.html", source, algorithm="sha256").hexdigest()
 
 

@@ -51,7 +51,9 @@ def _app_env(data_dir: Path) -> dict[str, str]:
         DEBUG="1",
         DATA_DIR=str(data_dir),
         PYTHONUNBUFFERED="1",
-        REDIS_PREFIX=f"codingagent-browser-{os.getpid()}",
+        # Its own prefix per app, as separate deployments have: the login throttle counts every attempt per
+        # address in the cache, and the browser tests of one session log in from 127.0.0.1 more than 10 times a minute.
+        REDIS_PREFIX=f"codingagent-browser-{os.getpid()}-{data_dir.name}",
     )
     return env
 
