@@ -14,11 +14,13 @@ import plotly.graph_objects as go
 import pytest
 from django.urls import reverse
 from PIL import Image
+from pydantic_ai.messages import UserPromptPart
+from pydantic_ai.models.function import FunctionModel
 
 from analysis.models import Artifact, Run
 from analysis.services import run_start
 from analysis.tests.factories import AnalysisSessionFactory, RunFactory
-from analysis.tests.test_agent import code_call, script
+from analysis.tests.test_agent import _tool_returns, code_call
 from analysis.worker import Worker
 from exports import receivers, services
 from exports.drawing import ChartDrawer, DrawFailed
@@ -124,8 +126,15 @@ def test_the_worker_answers_the_next_users_question_while_a_heavy_chart_is_drawn
     heavy += "go.Figure(go.Scatter(x=n, y=n % 7, mode='lines+markers'))"
     mine = run_start(session=AnalysisSessionFactory(project=project, user=alice), user=alice, question="plot it")
     theirs = run_start(session=AnalysisSessionFactory(project=project, user=bob), user=bob, question="1+1?")
-    model = script(code_call(heavy), code_call("final_result = 1 + 1"), _answer("Done."))
-    worker = Worker(worker_id="drawing", model=model)
+    code = {"plot it": heavy, "1+1?": "final_result = 1 + 1"}
+
+    def by_question(messages, info):  # the two runs go at once: each gets its own script, whoever asks first
+        if _tool_returns(messages):
+            return _answer("Done.")
+        asked = next(p.content for m in messages for p in getattr(m, "parts", []) if isinstance(p, UserPromptPart))
+        return code_call(code[asked])
+
+    worker = Worker(worker_id="drawing", model=FunctionModel(by_question, model_name="scripted"))
     try:
         worker.run_forever(once=True)
         theirs.refresh_from_db()
