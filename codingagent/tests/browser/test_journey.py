@@ -46,6 +46,14 @@ def theme(page) -> str:
     return page.evaluate("document.documentElement.dataset.theme")
 
 
+def theme_chosen(page, wanted: str) -> None:
+    """Toggle the account's theme to `wanted` if it is not already."""
+    if theme(page) != wanted:
+        page.click("[data-theme-toggle]")
+        page.wait_for_timeout(300)  # the choice is saved with a background POST
+    assert theme(page) == wanted
+
+
 def test_the_journey_from_login_to_exports_with_every_shortcut(page, live_app, tmp_path):
     problems = watch(page)
     page.add_init_script(RECORD_PROGRESS)
@@ -152,15 +160,8 @@ def test_the_journey_from_login_to_exports_with_every_shortcut(page, live_app, t
     page.keyboard.press("Escape")
     assert not page.locator("#shortcuts-dialog").is_visible()
 
-    # Esc stops a running question after a confirm.
-    asked = []
-    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
-    page.fill("#question-input", "describe the data")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("[data-stop-run]", timeout=20_000)
-    page.keyboard.press("Escape")  # focus is still in the question box: Esc works from there too
-    page.wait_for_function(LAST_RUN_ENDED, timeout=30_000)
-    assert asked == ["Stop the running question?"]
+    # Esc stopping a running question is tried in test_live.py, against a model slow enough to be stopped:
+    # the offline analyst can answer before the key is pressed.
     page.keyboard.press(f"{MOD}+Shift+L")  # back to light for whoever comes next
     page.wait_for_timeout(300)
 
@@ -177,6 +178,7 @@ def test_phone_width_has_no_sideways_scroll_on_any_main_page_and_the_panels_are_
     page.add_init_script(RECORD_VIOLATIONS)
     page.emulate_media(color_scheme="light")
     log_in(page, email=live_app.demo_email, password=live_app.demo_password)
+    theme_chosen(page, "light")  # whatever an earlier test left on the account
     project = f"/projects/{live_app.demo_project_pk}/"
     page.goto(project)
     page.wait_for_selector("#project-sessions .project-sessions")
@@ -254,6 +256,7 @@ def test_a_second_user_gets_404_on_the_first_users_session(page, live_app):
 
 def test_the_projects_sidebar_follows_the_user_across_pages_and_stays_collapsed_once_collapsed(page, live_app):
     log_in(page, email=live_app.demo_email, password=live_app.demo_password)
+    theme_chosen(page, "light")  # whatever an earlier test left on the account
     project = f"/projects/{live_app.demo_project_pk}/"
     page.goto(project)
     current = page.locator("#projects-sidebar .project-list li.current a").get_attribute("href")

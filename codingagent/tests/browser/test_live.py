@@ -196,18 +196,35 @@ def test_a_viewer_watches_the_same_live_run_without_a_console_error(page, browse
 def test_stopping_a_run_clears_its_indicator_and_frees_the_composer(page, llm_app):
     problems = watch(page)
     _new_session(page, llm_app)
+    asked, answers = [], []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept() if answers.pop(0) else dialog.dismiss()))
+
+    # Esc with the focus still in the question box: "Cancel" keeps the run going, "OK" stops it.
     _ask(page, "count the orders")
     page.wait_for_selector("#session-runs .run-activity", timeout=30_000)
     assert page.locator("#question-input").is_disabled()
-
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.locator("body").click(position={"x": 5, "y": 300})
-    page.keyboard.press("Escape")  # Esc stops the running question, after a confirm
-
+    answers.extend([False, True])
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(200)
+    assert page.locator("#session-runs .run-activity").count() == 1
+    page.keyboard.press("Escape")
     page.wait_for_selector("#session-runs .run-meta[data-status='cancelled']", timeout=30_000)
+    assert asked == ["Stop the running question?"] * 2
     assert page.locator(".run-activity").count() == 0
     assert page.locator("#question-input").is_enabled()
     assert page.locator("#session-usage").text_content().strip().startswith("Session: 1 question ·")
+
+    # Esc from anywhere on the page stops the next one.
+    _ask(page, "count the orders again")
+    page.wait_for_selector("#session-runs .run-activity", timeout=30_000)
+    answers.append(True)
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("Escape")
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"#session-runs .run-meta[data-status='cancelled']\").length === 2",
+        timeout=30_000,
+    )
+    assert len(asked) == 3 and page.locator("#question-input").is_enabled()
     assert problems == [] and violations(page) == []
 
 
