@@ -419,6 +419,50 @@ def memory_report(workers: list) -> list[str]:
     return lines
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, in seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _named(name: bytes) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm", "rb") as fh:
+                    if fh.read().strip().startswith(name):
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def cpu_parts(web_pids: list[int], workers: list) -> dict[str, float]:
+    """CPU seconds so far of each part of the deployment (summed over its processes), read from /proc."""
+    from codingagent.lib.procmem import descendants
+
+    worker_pids = [proc.pid for proc, _log in workers]
+    return {
+        "web": sum(map(_cpu_seconds, web_pids)),
+        "worker": sum(map(_cpu_seconds, worker_pids)),
+        "kernels": sum(_cpu_seconds(k) for w in worker_pids for k in descendants(w)),
+        "postgres": sum(map(_cpu_seconds, _named(b"postgres"))),
+        "redis": sum(map(_cpu_seconds, _named(b"redis-server"))),
+        "bench clients + model": _cpu_seconds(os.getpid()),
+    }
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float], runs: int) -> str:
+    used = {part: after[part] - before[part] for part in after}
+    parts = ", ".join(f"{part} {seconds * 1000 / max(1, runs):.0f}" for part, seconds in used.items())
+    return f"    CPU per run (ms): {parts}; total {sum(used.values()) * 1000 / max(1, runs):.0f}"
+
+
 def pct(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100)[p - 1] if len(values) >= 2 else (values[0] if values else 0.0)
 
@@ -517,8 +561,13 @@ def main() -> None:
                     f"ratio {max(crowd) / alone:.2f} (target <= {TARGET_EMBEDDED_RATIO})"
                 )
             else:
-                results, wall = asyncio.run(load(people(args.sessions), ports, args.questions, model))
+                crowd = people(args.sessions)
+                web_pids = [proc.pid for proc in procs[: args.webs]]
+                before = cpu_parts(web_pids, workers)
+                results, wall = asyncio.run(load(crowd, ports, args.questions, model))
+                after = cpu_parts(web_pids, workers)
                 summarize(f"{args.sessions} sessions x {args.questions} questions", results, wall, model, workers)
+                print(cpu_report(before, after, sum(1 for r in results if "run" in r)))
         finally:
             for proc in procs:
                 proc.terminate()
