@@ -66,6 +66,15 @@ def session_list_recent(*, user, limit: int = 10) -> list[AnalysisSession]:
     return list(qs[:limit])
 
 
+def session_list_for_sidebar(*, session: AnalysisSession, limit: int = 30) -> list[AnalysisSession]:
+    """The session page's sidebar in one query: the ``limit`` most recently changed sessions of its project, and
+    the page's own session last when it is older, so a rename always finds its entry to swap out of band."""
+    sessions = list(AnalysisSession.objects.filter(project_id=session.project_id).only("pk", "title")[:limit])
+    if all(other.pk != session.pk for other in sessions):
+        sessions.append(session)
+    return sessions
+
+
 def steps_for_session(*, session: AnalysisSession, after_pk: int = 0) -> QuerySet[Step]:
     """Steps of a session in the order they happened (pk order = creation order within a session)."""
     return (

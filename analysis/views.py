@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from analysis import selectors, services
 from analysis.agent.models import model_choices, model_key_resolve, model_label
@@ -41,9 +42,7 @@ def session_page_context(*, user, session: AnalysisSession) -> dict:
         "current_model_label": model_label(key),
         "user_usage": selectors.usage_totals_for_user(user=user),
         "example_questions": [] if runs else selectors.example_questions_for_session(session=session),
-        "sibling_sessions": list(
-            AnalysisSession.objects.filter(project_id=session.project_id).only("pk", "title")[:30]
-        ),
+        "sibling_sessions": selectors.session_list_for_sidebar(session=session),
     }
 
 
@@ -96,10 +95,12 @@ def session_create(request: AuthedHtmxRequest, project_pk: int) -> HttpResponse:
 def session_update(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     session = selectors.session_get_editable(user=request.user, pk=pk)
     form = SessionForm(request.POST)
-    if form.is_valid():
-        services.session_update(session=session, user=request.user, **form.cleaned_data)
-    else:
+    if not form.is_valid():
         messages.error(request, _form_errors(form))
+        return HttpResponseClientRedirect(session.get_absolute_url()) if request.htmx else redirect(session)
+    services.session_update(session=session, user=request.user, **form.cleaned_data)
+    if request.htmx:  # renamed in place: the title box and its copies, swapped out of band
+        return render(request, "analysis/_session_title_oob.html", {"session": session})
     return redirect(session)
 
 

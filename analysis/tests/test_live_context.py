@@ -246,8 +246,42 @@ def test_the_first_question_renames_an_untitled_session_on_the_page_at_once(clie
     # The title box and the model picker's hidden copy (choosing a model must not save the old title back).
     assert re.search(r'<input id="session-title"[^>]*value="revenue by region"[^>]*hx-swap-oob="true"', html)
     assert re.search(r'id="model-picker-title" value="revenue by region" hx-swap-oob="true"', html)
+    assert re.search(
+        rf'<li id="sidebar-session-{session.pk}" class="current" hx-swap-oob="true"><a [^>]*>revenue by region<', html
+    )
+    assert "<title>revenue by region · CodingAgent</title>" in html
     page = _parsed(client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode())
     assert _parsed(html).targets <= page.ids
+    assert f"sidebar-session-{session.pk}" in _parsed(html).targets
+
+
+def test_renaming_by_hand_over_htmx_answers_with_the_title_and_the_sidebar_entry_out_of_band(client, alice, session):
+    client.force_login(alice)
+
+    response = client.post(
+        reverse("analysis:session-update", args=[session.pk]), {"title": "  Margins  "}, HTTP_HX_REQUEST="true"
+    )
+
+    html = response.content.decode()
+    session.refresh_from_db()
+    assert response.status_code == 200 and session.title == "Margins"
+    assert re.search(
+        rf'<li id="sidebar-session-{session.pk}" class="current" hx-swap-oob="true"><a [^>]*>Margins<', html
+    )
+    assert re.search(r'<input id="session-title"[^>]*value="Margins"[^>]*hx-swap-oob="true"', html)
+    page = _parsed(client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode())
+    assert _parsed(html).targets == {"session-title", "model-picker-title", f"sidebar-session-{session.pk}"}
+    assert _parsed(html).targets <= page.ids
+
+
+def test_an_old_session_is_in_its_own_pages_sidebar_so_a_rename_finds_its_entry(client, alice, project, session):
+    AnalysisSessionFactory.create_batch(30, project=project, user=alice)  # all changed after `session`
+    client.force_login(alice)
+
+    page = _parsed(client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode())
+
+    assert f"sidebar-session-{session.pk}" in page.ids
+    assert len([i for i in page.ids if i.startswith("sidebar-session-")]) == 31
 
 
 def test_an_empty_session_suggests_questions_named_after_the_newest_datasets_columns(client, alice, project, session):

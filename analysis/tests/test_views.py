@@ -100,6 +100,38 @@ def test_a_second_question_while_one_runs_gets_an_inline_message(client, alice, 
     assert Run.objects.filter(session=session).count() == 1
 
 
+def test_renaming_without_htmx_saves_the_title_and_reloads_the_page(client, alice, session):
+    client.force_login(alice)
+
+    response = client.post(reverse("analysis:session-update", args=[session.pk]), {"title": "Margins"})
+
+    session.refresh_from_db()
+    assert response.status_code == 302 and response["Location"] == session.get_absolute_url()
+    assert session.title == "Margins"
+
+
+def test_a_rename_over_htmx_that_fails_reloads_the_page_to_show_why(client, alice, session):
+    client.force_login(alice)
+
+    response = client.post(
+        reverse("analysis:session-update", args=[session.pk]), {"title": "x" * 201}, HTTP_HX_REQUEST="true"
+    )
+
+    session.refresh_from_db()
+    assert response.status_code == 200 and response["HX-Redirect"] == session.get_absolute_url()
+    assert session.title == "Revenue"
+
+
+def test_renaming_is_404_for_outsiders_and_405_for_get(client, alice, charlie, session):
+    client.force_login(charlie)
+    outsider = client.post(reverse("analysis:session-update", args=[session.pk]), {"title": "Mine"})
+    client.force_login(alice)
+    got = client.get(reverse("analysis:session-update", args=[session.pk]))
+
+    session.refresh_from_db()
+    assert (outsider.status_code, got.status_code, session.title) == (404, 405, "Revenue")
+
+
 def test_a_viewer_can_read_but_not_ask(client, project, session, django_user_model):
     viewer = django_user_model.objects.create_user("viewer@example.com", "pw-for-tests-1")
     ProjectMemberFactory(project=project, user=viewer, role=ProjectMember.Role.VIEWER)

@@ -1,7 +1,8 @@
 """The whole journey a new user takes, in a real Chromium against the real app, with the console and the
 Content-Security-Policy watched throughout: log in, create a project, upload a CSV (with progress), Ctrl+J for a
-new session, ask the offline analyst for a chart, watch it stream, reload, export PDF and notebook, every
-keyboard shortcut, phone width with no sideways scroll, and an outsider's 404.
+new session, ask the offline analyst for a chart, watch it stream (the session named after it everywhere), reload,
+export PDF and notebook, every keyboard shortcut, phone width with no sideways scroll, an outsider's 404, and a
+rename in place.
 
 Screenshots of the key screens (light and dark, desktop and phone) are written to ``SCREENSHOTS_DIR`` when it
 is set (``make screenshots``: var/screenshots/, git-ignored)."""
@@ -14,8 +15,9 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
-from codingagent.tests.browser.conftest import OUTSIDER_EMAIL, OUTSIDER_PASSWORD, log_in
+from codingagent.tests.browser.conftest import OUTSIDER_EMAIL, OUTSIDER_PASSWORD, demo_session_started, log_in
 from codingagent.tests.browser.test_security import RECORD_VIOLATIONS, violations, watch
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -52,6 +54,10 @@ def theme_chosen(page, wanted: str) -> None:
         page.click("[data-theme-toggle]")
         page.wait_for_timeout(300)  # the choice is saved with a background POST
     assert theme(page) == wanted
+
+
+def session_pk(session_path: str) -> int:
+    return int(re.search(r"/sessions/(\d+)/", session_path).group(1))
 
 
 def test_the_journey_from_login_to_exports_with_every_shortcut(page, live_app, tmp_path):
@@ -101,6 +107,10 @@ def test_the_journey_from_login_to_exports_with_every_shortcut(page, live_app, t
     page.wait_for_selector("#session-runs .step-answer", timeout=60_000)
     page.wait_for_selector("#session-runs .plotly-chart[data-drawn='yes'] .main-svg", timeout=30_000)
     page.wait_for_selector("#session-runs .run-meta[data-status='succeeded']", timeout=30_000)
+    # Named after the question in the sidebar and the tab too, not only in the title box (the question's response).
+    title = "show me a bar chart of revenue by region"
+    expect(page.locator(f"#sidebar-session-{session_pk(session_path)}")).to_have_text(title)
+    expect(page).to_have_title(f"{title} · CodingAgent")
     assert page.evaluate("window.__noReload") is True
     steps = page.locator("#session-runs [id^='step-']").count()
     assert "North" in page.locator("#session-runs .step-answer").text_content()
@@ -110,7 +120,7 @@ def test_the_journey_from_login_to_exports_with_every_shortcut(page, live_app, t
     page.reload()
     page.wait_for_selector("#session-runs .plotly-chart[data-drawn='yes'] .main-svg", timeout=30_000)
     assert page.locator("#session-runs [id^='step-']").count() == steps
-    assert page.locator("#session-title").input_value() == "show me a bar chart of revenue by region"
+    assert page.locator("#session-title").input_value() == title
     shoot(page, "session-light-desktop")
 
     # Exports: PDF and notebook download through the menu.
@@ -272,3 +282,21 @@ def test_the_projects_sidebar_follows_the_user_across_pages_and_stays_collapsed_
     assert collapsed_elsewhere is False
     assert page.locator(".layout > .sidebar").is_visible()
     assert page.locator("#projects-sidebar .project-list li.current a").get_attribute("href") == project
+
+
+def test_renaming_a_session_by_hand_renames_its_sidebar_entry_and_tab_without_a_reload(page, live_app):
+    problems = watch(page)
+    session_path = demo_session_started(page, live_app, title="Before the rename")
+    entry = page.locator(f"#sidebar-session-{session_pk(session_path)}")
+    page.evaluate("window.__noReload = true")
+
+    page.fill("#session-title", "  After the rename ")
+    page.keyboard.press("Enter")
+
+    expect(entry).to_have_text("After the rename")
+    expect(page).to_have_title("After the rename · CodingAgent")
+    assert page.locator("#session-title").input_value() == "After the rename"
+    assert page.locator("#model-picker-title").input_value() == "After the rename"
+    expect(entry).to_have_class("current")  # awaited: htmx adds its settling classes for a moment
+    assert page.evaluate("window.__noReload") is True
+    assert problems == [] and violations(page) == []
