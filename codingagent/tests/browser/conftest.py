@@ -154,13 +154,19 @@ def browser():
         chromium.close()
 
 
+def desktop_page(browser, app: LiveApp, *, timeout: float = 15_000, **options):
+    """A page of a fresh desktop-sized browser context on `app`; `options` go to the context. The caller closes
+    it: `page.context.close()`."""
+    context = browser.new_context(base_url=app.url, viewport={"width": 1400, "height": 900}, **options)
+    context.set_default_timeout(timeout)
+    return context.new_page()
+
+
 @pytest.fixture
 def page(browser, live_app):
-    context = browser.new_context(base_url=live_app.url, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    page = desktop_page(browser, live_app)
     yield page
-    context.close()
+    page.context.close()
 
 
 def log_in(page, *, email: str, password: str) -> None:

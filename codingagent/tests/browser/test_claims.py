@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.tests.llm_server import text_reply, tool_reply
-from codingagent.tests.browser.conftest import demo_session_started, llm_app_started, question_asked
+from codingagent.tests.browser.conftest import demo_session_started, desktop_page, llm_app_started, question_asked
 from codingagent.tests.support import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -45,16 +45,14 @@ def llm_app(tmp_path_factory):
 @pytest.fixture(scope="module")
 def answered(browser, llm_app):
     """One answered question, looked at by every test of the module (each asks the page something else)."""
-    context = browser.new_context(base_url=llm_app.url, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(20_000)
-    page = context.new_page()
+    page = desktop_page(browser, llm_app, timeout=20_000)
     path = demo_session_started(page, llm_app, title="Checkable numbers")
     question_asked(page, path, "What is the total revenue?")
     page.wait_for_selector(ANSWERED, timeout=90_000)
     page.reload()  # the marks are the same live and after a reload; a reload makes the test independent of timing
     page.wait_for_selector(".claim")
     yield page
-    context.close()
+    page.context.close()
 
 
 def _claim(page, text: str):

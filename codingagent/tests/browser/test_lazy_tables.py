@@ -12,7 +12,13 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from analysis.tests.llm_server import text_reply, tool_reply
-from codingagent.tests.browser.conftest import demo_session_started, llm_app_started, log_in, question_asked
+from codingagent.tests.browser.conftest import (
+    demo_session_started,
+    desktop_page,
+    llm_app_started,
+    log_in,
+    question_asked,
+)
 from codingagent.tests.browser.test_security import violations, watch
 from codingagent.tests.support import REPO_ROOT
 
@@ -45,9 +51,7 @@ def llm_app(tmp_path_factory):
 @pytest.fixture(scope="module")
 def asked(browser, llm_app):
     """A session asked the table question (watched live: what the push showed is recorded), then two fillers."""
-    context = browser.new_context(base_url=llm_app.url, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(20_000)
-    page = context.new_page()
+    page = desktop_page(browser, llm_app, timeout=20_000)
     problems = watch(page)
     path = demo_session_started(page, llm_app, title="Lazy tables")
     url = page.url
@@ -59,7 +63,7 @@ def asked(browser, llm_app):
         _ask(page, path, f"A filler question, number {n}?")
     last_run = page.locator(".run").last.get_attribute("id")
     yield {"url": url, "last_run": last_run, "live_rows": live_rows, "problems": problems + violations(page)}
-    context.close()
+    page.context.close()
 
 
 def _ask(page, path: str, question: str) -> None:
@@ -70,12 +74,10 @@ def _ask(page, path: str, question: str) -> None:
 
 @pytest.fixture
 def page(browser, llm_app):
-    context = browser.new_context(base_url=llm_app.url, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(20_000)
-    page = context.new_page()
+    page = desktop_page(browser, llm_app, timeout=20_000)
     log_in(page, email=llm_app.demo_email, password=llm_app.demo_password)
     yield page
-    context.close()
+    page.context.close()
 
 
 def _table_requests(page) -> list[str]:

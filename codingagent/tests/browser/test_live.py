@@ -18,6 +18,7 @@ from codingagent.tests.browser.conftest import (
     OUTSIDER_EMAIL,
     OUTSIDER_PASSWORD,
     _app_env,
+    desktop_page,
     llm_app_started,
     log_in,
 )
@@ -69,12 +70,10 @@ def llm_app(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, llm_app):
-    context = browser.new_context(base_url=llm_app.url, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(20_000)
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=llm_app.url)
-    page = context.new_page()
+    page = desktop_page(browser, llm_app, timeout=20_000)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=llm_app.url)
     yield page
-    context.close()
+    page.context.close()
 
 
 def _new_session(page, app) -> str:
@@ -169,9 +168,7 @@ def _viewer_of_the_demo_project(app) -> tuple[str, str]:
 def test_a_viewer_watches_the_same_live_run_without_a_console_error(page, browser, llm_app):
     session_url = _new_session(page, llm_app)
     email, password = _viewer_of_the_demo_project(llm_app)
-    viewer_context = browser.new_context(base_url=llm_app.url, viewport={"width": 1400, "height": 900})
-    viewer_context.set_default_timeout(20_000)
-    viewer = viewer_context.new_page()
+    viewer = desktop_page(browser, llm_app, timeout=20_000)
     problems = watch(viewer)
     viewer.add_init_script(RECORD)
     log_in(viewer, email=email, password=password)
@@ -190,14 +187,16 @@ def test_a_viewer_watches_the_same_live_run_without_a_console_error(page, browse
     assert _in_order([a for a, _, _ in samples], ["Running code (step 1)…", "Drawing chart…", ""]), samples
     assert viewer.locator("#user-usage").count() == 1  # the viewer's own total stays theirs
     assert problems == [] and violations(viewer) == []  # no htmx:oobErrorNoTarget for a missing composer
-    viewer_context.close()
+    viewer.context.close()
 
 
 def test_stopping_a_run_clears_its_indicator_and_frees_the_composer(page, llm_app):
     problems = watch(page)
     _new_session(page, llm_app)
     asked, answers = [], []
-    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept() if answers.pop(0) else dialog.dismiss()))
+    page.on(
+        "dialog", lambda dialog: (asked.append(dialog.message), dialog.accept() if answers.pop(0) else dialog.dismiss())
+    )
 
     # Esc with the focus still in the question box: "Cancel" keeps the run going, "OK" stops it.
     _ask(page, "count the orders")
