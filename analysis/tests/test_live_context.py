@@ -8,6 +8,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import override_settings
 from django.urls import reverse
 
@@ -272,6 +273,13 @@ def test_renaming_by_hand_over_htmx_answers_with_the_title_and_the_sidebar_entry
     page = _parsed(client.get(reverse("analysis:session-detail", args=[session.pk])).content.decode())
     assert _parsed(html).targets == {"session-title", "model-picker-title", f"sidebar-session-{session.pk}"}
     assert _parsed(html).targets <= page.ids
+
+
+def test_the_rename_fragment_renders_from_the_session_in_hand_without_a_query(django_assert_num_queries, session):
+    with django_assert_num_queries(0):  # it rides on every question's response (run_create)
+        html = render_to_string("analysis/_session_title_oob.html", {"session": session})
+
+    assert f'id="sidebar-session-{session.pk}"' in html
 
 
 def test_an_old_session_is_in_its_own_pages_sidebar_so_a_rename_finds_its_entry(client, alice, project, session):
