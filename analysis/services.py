@@ -147,7 +147,8 @@ def run_start(*, session: AnalysisSession, user, question: str) -> Run:
             AnalysisSession.objects.filter(pk=session.pk).update(**changes)
     except IntegrityError:  # a concurrent request won the race: the constraint is the lock
         raise SessionBusy(Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()) from None
-    transaction.on_commit(lambda: (locks.queue_wake(run_id=run.pk), push.run_push(run_id=run.pk)))
+    # Published by the worker that claims it, or by a worker's queue flush while it waits (see push.queue_flush).
+    transaction.on_commit(lambda: locks.queue_wake(run_id=run.pk))
     return run
 
 

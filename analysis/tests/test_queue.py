@@ -231,3 +231,29 @@ def test_a_clean_stop_during_a_heartbeat_leaves_no_registry_row(monkeypatch, set
     assert not serving.is_alive()
     assert not WorkerProcess.objects.exists()
     assert not selectors.run_queue_unserved()
+
+
+def test_asking_renders_nothing_for_other_viewers_so_the_request_stays_short(
+    api, session, live_worker, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    # The queued state is published by a worker (its claim, or its queue flush); rendering it in the request
+    # took 8 of its 18 queries and half of its time.
+    with django_assert_max_num_queries(10), django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/v1/sessions/{session.pk}/query", {"question": "How many rows?"}, format="json")
+    assert response.status_code == 202
+
+
+def test_a_worker_publishes_a_waiting_question_once_and_every_queued_run_when_the_queue_moves(
+    project, alice, bob, live_worker
+):
+    from analysis.streaming import push
+
+    push.queue_push()
+    push.queue_flush()  # whatever an earlier test left: every queued run published, the record reset
+    services.run_start(session=AnalysisSessionFactory(project=project, user=alice), user=alice, question="one")
+    assert push.queue_flush() == 1  # the new question reaches the session's viewers
+    assert push.queue_flush() == 0  # and is not published again while nothing moves
+    services.run_start(session=AnalysisSessionFactory(project=project, user=bob), user=bob, question="two")
+    assert push.queue_flush() == 1
+    push.queue_push()  # a claim, an end or a cancel: every position may have changed
+    assert push.queue_flush() == 2
