@@ -57,18 +57,20 @@ class Model:
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.seconds: dict[str, float] = defaultdict(float)  # question tag -> the model's own time
+        self.calls: dict[str, list[tuple[float, float]]] = defaultdict(list)  # tag -> (start, end) wall times
         self.lock = threading.Lock()
 
     def __call__(self, body: dict) -> dict:
         from analysis.tests.llm_server import text_reply, tool_reply
 
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
         messages = body["messages"]
         question = next(_text(m) for m in reversed(messages) if m["role"] == "user")
         time.sleep(self.delay)
         tag = TAG.search(question)
         with self.lock:
             self.seconds[tag.group(1) if tag else "?"] += time.monotonic() - started
+            self.calls[tag.group(1) if tag else "?"].append((wall, time.time()))
         if messages[-1]["role"] == "tool":
             return text_reply("RESULT " + _text(messages[-1])[-300:])
         return tool_reply(question.split("run:", 1)[1].strip())
@@ -320,13 +322,14 @@ async def session_flow(person: dict, ports: list[int], questions: int, model: Mo
     for q in range(questions):
         tag = f"s{person['n']} q{q + 1}"
         code = QUESTIONS[q][0].format(n=person["n"])
-        asked = time.monotonic()
+        asked, asked_wall = time.monotonic(), time.time()
         status, body = await http_post_json(
             port, f"/api/v1/sessions/{person['session']}/query", person["token"], {"question": f"[{tag}] run: {code}"}
         )
         if status != 202:
             results.append({"tag": tag, "error": f"HTTP {status}: {body}", "ws": ws_record, "sse": []})
             continue
+        accepted_wall = time.time()
         sse_record: list[int] = []
         done: asyncio.Future = asyncio.get_running_loop().create_future()
         sse = asyncio.create_task(sse_follow(port, body["run_id"], person["token"], sse_record, done))
@@ -344,6 +347,7 @@ async def session_flow(person: dict, ports: list[int], questions: int, model: Mo
                 "sse": sse_record,
                 "asked": asked,
                 "answered": answered,
+                "wall": (asked_wall, accepted_wall, asked_wall + (answered - asked)),
             }
         )
     # The last steps' pushes: a step that arrives late is not lost (under load a push can take seconds).
@@ -463,6 +467,39 @@ def cpu_report(before: dict[str, float], after: dict[str, float], runs: int) -> 
     return f"    CPU per run (ms): {parts}; total {sum(used.values()) * 1000 / max(1, runs):.0f}"
 
 
+STAGES = ("ask -> 202", "202 -> claimed", "claimed -> 1st model call", "between model calls", "last call -> saved",
+          "saved -> SSE done")  # fmt: skip
+
+
+def stage_report(runs: list, model: Model) -> list[str]:
+    """Where a question's time goes, stage by stage (p50 / p99 in seconds), from the bench's clocks, the model's
+    and the database's timestamps (one machine, one wall clock)."""
+    from analysis.models import Run
+
+    stamps = {r.pk: r for r in Run.objects.filter(pk__in=[r["run"] for r in runs]).only("created_at", "started_at",
+                                                                                          "finished_at")}  # fmt: skip
+    by_q: dict[int, list[list[float]]] = defaultdict(list)
+    for r in runs:
+        row, calls = stamps.get(r["run"]), model.calls.get(r["tag"])
+        if row is None or row.started_at is None or row.finished_at is None or not calls:
+            continue
+        asked, accepted, answered = r["wall"]
+        model_own = sum(end - start for start, end in calls)
+        by_q[r["q"]].append([
+            accepted - asked,
+            row.started_at.timestamp() - accepted,
+            calls[0][0] - row.started_at.timestamp(),
+            (calls[-1][1] - calls[0][0]) - model_own,
+            row.finished_at.timestamp() - calls[-1][1],
+            answered - row.finished_at.timestamp(),
+        ])  # fmt: skip
+    lines = ["    where the time goes (p50 / p99 s): " + " | ".join(STAGES)]
+    for q, rows in sorted(by_q.items()):
+        cells = [f"{statistics.median(col):.2f} / {pct(list(col), 99):.2f}" for col in zip(*rows, strict=True)]
+        lines.append(f"      question {q + 1}: " + " | ".join(cells))
+    return lines
+
+
 def pct(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100)[p - 1] if len(values) >= 2 else (values[0] if values else 0.0)
 
@@ -504,6 +541,8 @@ def summarize(label: str, results: list, wall: float, model: Model, workers: lis
         print(f"    websockets closed by the server: {streams['ws_closed']}")
     if streams["ws_refused"]:
         print(f"    websockets that could not connect (their steps count as lost): {streams['ws_refused']}")
+    for line in stage_report(runs, model):
+        print(line)
     for line in memory_report(workers):
         print(line)
     for r in (errors + lost_state)[:5]:
