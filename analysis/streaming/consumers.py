@@ -209,10 +209,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
         steps = list(selectors.steps_for_session_id(session_id=self.session_id, after_pk=self.cursor))
         if not steps and not snapshot:
             return ""
-        cursor_run = Step.objects.filter(pk=self.cursor).values_list("run_id", flat=True).first() or 0
         runs_q = Q(pk__in={s.run_id for s in steps}) | Q(status__in=Run.ACTIVE_STATUSES)
-        if snapshot:
-            runs_q |= Q(pk__gte=cursor_run) if self.cursor else Q()
+        if snapshot and self.cursor:
+            cursor_run = Step.objects.filter(pk=self.cursor).values_list("run_id", flat=True).first() or 0
+            runs_q |= Q(pk__gte=cursor_run)
         runs = list(reversed(Run.objects.filter(runs_q, session_id=self.session_id).order_by("-pk")[:50]))
         parts: list[str] = []
         for run in runs:
