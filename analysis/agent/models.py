@@ -134,16 +134,40 @@ def _http_client():
     return client
 
 
+_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {configuration: (pool, model)}
+
+
 def model_build(key: str, *, datasets: list[dict] | None = None) -> Model:
-    """The pydantic-ai model for a choice key. The SDK's own retries are off: ``RetryingModel`` owns them."""
+    """The pydantic-ai model for a choice key. The SDK's own retries are off: ``RetryingModel`` owns them.
+
+    Inside an event loop a provider's model is built once per configuration and reused by every run on that loop
+    (it holds no per-run state): a new SDK client per run cost a platform probe in a thread and the client's
+    setup on the loop that every run of the worker shares. The offline analyst is built per run (it reads the
+    run's datasets)."""
     key = model_key_resolve(key)
     if key == OFFLINE:
         from analysis.agent.offline import offline_model
 
         return offline_model(datasets=datasets or [])
+    timeout = float(getattr(settings, "LLM_REQUEST_TIMEOUT", 120))
+    if key.startswith("openrouter:"):
+        config = (key, settings.OPENROUTER_API_KEY, timeout)
+    else:
+        config = (key, settings.LLM_BASE_URL, settings.LLM_API_KEY, timeout)
+    http_client = _http_client()
+    if http_client is None:
+        return _provider_model(key, timeout=timeout, http_client=None)
+    models = _MODELS.setdefault(asyncio.get_running_loop(), {})
+    pool, model = models.get(config, (None, None))
+    if model is None or pool is not http_client:  # the loop's pool was closed and replaced
+        model = _provider_model(key, timeout=timeout, http_client=http_client)
+        models[config] = (http_client, model)
+    return model
+
+
+def _provider_model(key: str, *, timeout: float, http_client) -> Model:
     from openai import AsyncOpenAI
 
-    timeout = float(getattr(settings, "LLM_REQUEST_TIMEOUT", 120))
     if key.startswith("openrouter:"):
         from pydantic_ai.models.openrouter import OpenRouterModel
         from pydantic_ai.providers.openrouter import OpenRouterProvider
@@ -153,7 +177,7 @@ def model_build(key: str, *, datasets: list[dict] | None = None) -> Model:
             api_key=settings.OPENROUTER_API_KEY,
             max_retries=0,
             timeout=timeout,
-            http_client=_http_client(),
+            http_client=http_client,
         )
         return OpenRouterModel(key.removeprefix("openrouter:"), provider=OpenRouterProvider(openai_client=client))
     from pydantic_ai.models.openai import OpenAIChatModel
@@ -164,6 +188,6 @@ def model_build(key: str, *, datasets: list[dict] | None = None) -> Model:
         api_key=settings.LLM_API_KEY or "not-needed",
         max_retries=0,
         timeout=timeout,
-        http_client=_http_client(),
+        http_client=http_client,
     )
     return OpenAIChatModel(key.removeprefix("local:"), provider=OpenAIProvider(openai_client=client))

@@ -371,6 +371,13 @@ async def run_python(ctx: RunContext[AgentDeps], code: str) -> str:
     return observation
 
 
+# One agent and one tool for every run of the process: building the tool's schema from ``run_python``'s signature
+# and docstring (a pydantic model) and the agent cost about half a millisecond of CPU per run, on the loop every run
+# of the worker shares. Each run passes its own model, instructions and deps to ``iter``; the agent holds no run state.
+RUN_PYTHON = Tool(run_python, takes_ctx=True, name="run_python")
+AGENT: Agent[AgentDeps, str] = Agent(deps_type=AgentDeps, tools=[RUN_PYTHON], retries={"tools": 2, "output": 1})
+
+
 # --- the run ----------------------------------------------------------------------------------------
 
 
@@ -446,18 +453,13 @@ async def agent_execute_async(
         db=db,
         notice=notice,
     )
-    agent = Agent(
-        retrying,
-        instructions=prompt,
-        deps_type=AgentDeps,
-        tools=[Tool(run_python, takes_ctx=True, name="run_python")],
-        retries={"tools": 2, "output": 1},
-    )
     outcome = AgentOutcome(status=Run.Status.FAILED, model=base_model.model_name)
     agent_run = None
     try:
-        async with agent.iter(
+        async with AGENT.iter(
             run.question,
+            model=retrying,
+            instructions=prompt,
             deps=deps,
             usage_limits=UsageLimits(request_limit=settings.AGENT_MAX_TOOL_CALLS * 2 + 4),
         ) as agent_run:

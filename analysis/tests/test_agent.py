@@ -12,6 +12,7 @@ from pydantic_ai.models.function import FunctionModel
 from analysis.models import Run, Step
 from analysis.services import run_start
 from analysis.tests.conftest import SALES
+from analysis.tests.factories import AnalysisSessionFactory
 from analysis.worker import Worker
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +64,31 @@ def test_a_scripted_run_saves_thought_code_output_and_answer_in_order(session, s
     assert run.steps.get(kind="output").data["final_result"] == pytest.approx(SALES["revenue"].sum())
     assert run.answer.startswith("Total revenue is")
     assert run.tokens_in > 0 and run.tokens_out > 0
+
+
+def test_runs_driven_at_once_by_the_one_shared_agent_each_get_their_own_tool_calls_and_answers(
+    project, sales, alice, bob
+):
+    def by_question(messages, info):  # the question names its number; one model serves both runs
+        number = next(p.content for m in messages for p in m.parts if p.part_kind == "user-prompt").split()[-1]
+        if not _tool_returns(messages):
+            return ModelResponse(parts=[ToolCallPart("run_python", {"code": f"final_result = {number}"})])
+        return ModelResponse(parts=[TextPart(f"It is {number}.")])
+
+    sessions = [AnalysisSessionFactory(project=project, user=u) for u in (alice, bob)]
+    runs = [run_start(session=s, user=s.user, question=f"What is {n}") for s, n in zip(sessions, (7, 8), strict=True)]
+    worker = Worker(worker_id="t", model=FunctionModel(by_question, model_name="scripted"), concurrency=2)
+    try:
+        worker.run_forever(once=True)
+    finally:
+        worker.close()
+
+    for run, number in zip(runs, (7, 8), strict=True):
+        run.refresh_from_db()
+        assert run.status == Run.Status.SUCCEEDED, run.error
+        assert run.steps.get(kind="code").content == f"final_result = {number}"
+        assert run.steps.get(kind="output").data["final_result"] == number
+        assert run.answer == f"It is {number}."
 
 
 def test_an_error_goes_back_to_the_model_which_fixes_its_code(session, sales, alice):

@@ -91,3 +91,21 @@ def test_runs_of_one_worker_loop_share_one_connection_pool(settings):
 
     assert first is second
     assert other_loop is not first  # a pool belongs to its loop
+
+
+def test_runs_on_one_loop_reuse_the_endpoints_model_and_a_changed_endpoint_gets_its_own(settings):
+    """An SDK client per run cost a platform probe in a thread and the client's setup on the worker's loop."""
+    import asyncio
+
+    settings.LLM_BASE_URL, settings.LLM_MODEL, settings.OPENROUTER_API_KEY = "http://127.0.0.1:9/v1", "m", ""
+
+    async def builds():
+        first, again = model_build("local:m"), model_build("local:m")
+        settings.LLM_BASE_URL = "http://127.0.0.1:10/v1"
+        return first, again, model_build("local:m")
+
+    first, again, moved = asyncio.run(builds())
+
+    assert first is again
+    assert moved is not first
+    assert str(moved.client.base_url) == "http://127.0.0.1:10/v1/"
