@@ -195,6 +195,10 @@ def runs_claim(*, worker_id: str, limit: int, publish: bool = True) -> list[Run]
     free slots takes a batch in one turn (50 questions at once cost 50 turns of the lock otherwise, each
     waiting for the one before: the last question waited seconds to start).
     """
+    # Most claims find nothing (every finished run wakes a worker): one indexed read answers them without the
+    # transaction, the claim lock and the candidates' query. A run queued just after it wakes a worker again.
+    if not Run.objects.filter(status=Run.Status.QUEUED).exists():
+        return []
     now = timezone.now()
     fields = {"status": Run.Status.RUNNING, "worker_id": worker_id, "started_at": now, "heartbeat_at": now}
     cap = settings.RUN_MAX_ACTIVE_PER_USER

@@ -449,10 +449,9 @@ class Worker:
         while not self.stopping:
             free = self.concurrency - len(self.tasks)
             if free > 0:
+                limit = min(free, CLAIM_BATCH)
                 try:
-                    runs = await self.db(
-                        services.runs_claim, worker_id=self.worker_id, limit=min(free, CLAIM_BATCH), publish=False
-                    )
+                    runs = await self.db(services.runs_claim, worker_id=self.worker_id, limit=limit, publish=False)
                     self.outage.ok()
                 except OUTAGE_ERRORS as exc:
                     self.outage.failed(exc)
@@ -461,7 +460,7 @@ class Worker:
                 for run in runs:
                     processed += 1
                     self._spawn(run)
-                if runs:
+                if len(runs) == limit:  # a full batch: more may be waiting (a smaller one took what it could)
                     continue
             if once and not self.tasks:
                 break

@@ -80,6 +80,15 @@ def test_a_batch_claim_takes_no_more_than_its_limit(project, alice, bob, charlie
     assert Run.objects.get(pk=queued[2].pk).status == Run.Status.QUEUED
 
 
+def test_a_claim_with_nothing_queued_is_one_read(session, live_worker, django_assert_num_queries):
+    _running(session)  # a finished or running run wakes workers; with nothing queued they only look
+
+    with django_assert_num_queries(1):
+        claimed = services.runs_claim(worker_id=live_worker.pk, limit=8)
+
+    assert claimed == []
+
+
 def test_queued_runs_know_their_place_and_that_they_wait_for_a_free_worker(project, alice, bob, charlie, live_worker):
     runs = [_queued(AnalysisSessionFactory(project=project, user=u)) for u in (alice, bob, charlie)]
 
