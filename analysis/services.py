@@ -368,11 +368,14 @@ def workers_forget_stale(*, older_than: timedelta = timedelta(hours=1)) -> int:
     return deleted
 
 
-def session_kernel_take(*, session_id: int, worker_id: str) -> tuple[str, str]:
-    """Record that ``worker_id`` holds the session's kernel; returns the previous (holder, lost reason)."""
-    previous = AnalysisSession.objects.filter(pk=session_id).values_list("kernel_worker", "kernel_lost_reason").first()
-    AnalysisSession.objects.filter(pk=session_id).update(kernel_worker=worker_id, kernel_lost_reason="")
-    return previous or ("", "")
+def session_kernel_take(*, session: AnalysisSession, worker_id: str) -> tuple[str, str]:
+    """Record that ``worker_id`` holds the session's kernel; returns the previous (holder, lost reason), as read
+    with ``session`` (the caller reads it just before). Writes nothing when the worker holds it already."""
+    previous = (session.kernel_worker, session.kernel_lost_reason)
+    if previous != (worker_id, ""):
+        AnalysisSession.objects.filter(pk=session.pk).update(kernel_worker=worker_id, kernel_lost_reason="")
+        session.kernel_worker, session.kernel_lost_reason = worker_id, ""
+    return previous
 
 
 def session_kernel_release(*, session_id: int, worker_id: str, reason: str) -> None:

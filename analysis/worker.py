@@ -41,9 +41,9 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections
 
-from analysis import locks, services, signals
+from analysis import locks, selectors, services, signals
 from analysis.agent.runner import AgentOutcome, Executor, RunController, agent_execute_async
-from analysis.models import Run, Step
+from analysis.models import AnalysisSession, Run, Step
 from analysis.streaming import push
 from codingagent.lib import procmem
 from projects.models import Dataset
@@ -86,12 +86,13 @@ def sandbox_factory(workspace: str) -> Executor:
     return Sandbox(workspace, limits, require_isolation=settings.SANDBOX_REQUIRE_ISOLATION)
 
 
-def workspace_prepare(*, session_id: int, project_id: int) -> str:
-    """The session's working directory with every project dataset copied in under its ``Dataset.name``."""
+def workspace_prepare(*, session_id: int, project_id: int, datasets: list[Dataset] | None = None) -> str:
+    """The session's working directory with every project dataset copied in under its ``Dataset.name``
+    (``datasets``: the project's, when the caller has read them already)."""
     workspace = Path(settings.WORKSPACES_DIR) / f"session-{session_id}"
     workspace.mkdir(parents=True, exist_ok=True)
     os.chmod(workspace, 0o777)  # the kernel may run as an unprivileged uid and must write its own files
-    for dataset in Dataset.objects.filter(project_id=project_id):
+    for dataset in Dataset.objects.filter(project_id=project_id) if datasets is None else datasets:
         target = workspace / dataset.name
         if target.exists() and target.stat().st_size == dataset.size:
             continue
@@ -580,7 +581,10 @@ class Worker:
         entry = KernelEntry(session_id=run.session_id, workspace=workspace, executor=self.executor_factory(workspace))
         entry.busy = True
         self.kernels.add(entry)
-        if not start.ran_code_before:
+        ran_code_before = start.ran_code_before
+        if ran_code_before is None:  # not read: the session's kernel was here when the run started
+            ran_code_before = await self.db_steps(_ran_code_before, run=run)
+        if not ran_code_before:
             return entry, None
         if start.lost_reason:
             why = start.lost_reason
@@ -604,7 +608,8 @@ class Worker:
         entry: KernelEntry | None = None
         try:
             self.fork_server_ensure()  # on the loop's thread, which lives as long as the worker (after a crash)
-            start = await self.db_steps(_run_start, run=run, worker_id=self.worker_id)
+            kernel_here = run.session_id in self.kernels.entries
+            start = await self.db_steps(_run_start, run=run, worker_id=self.worker_id, kernel_here=kernel_here)
             workspace = start.workspace
             entry, notice = await self._kernel_acquire(run=run, start=start)
             agent = asyncio.create_task(  # a task of its own: a stop cancels the agent, not this function
@@ -616,6 +621,8 @@ class Worker:
                     workspace=workspace,
                     db=self.db_steps,
                     notice=notice,
+                    session=start.session,
+                    datasets=start.datasets,
                 )
             )
             outcome = await agent
@@ -665,20 +672,27 @@ class RunStart:
     workspace: str
     previous_holder: str  # the worker that held the session's kernel before ("" = none)
     lost_reason: str  # why that kernel was closed, when it was
-    ran_code_before: bool  # an earlier run of the session ran code (so a fresh kernel lost variables)
+    # An earlier run of the session ran code (so a fresh kernel lost variables); None: not read, since the
+    # session's kernel was on this worker (read later only if it is gone by the time the run takes it).
+    ran_code_before: bool | None
+    session: AnalysisSession  # with its project: the prompt's too
+    datasets: list[Dataset]
 
 
-def _run_start(*, run: Run, worker_id: str) -> RunStart:
-    """What a claimed run needs from the database before its kernel, in one trip to a database thread (each
-    trip waits for a free thread, which with many runs starting together was most of their start)."""
+def _run_start(*, run: Run, worker_id: str, kernel_here: bool = False) -> RunStart:
+    """What a claimed run needs from the database before its kernel and its prompt, in one trip to a database
+    thread (each trip waits for a free thread, which with many runs starting together was most of their start)."""
     push.run_push(run_id=run.pk)  # "running": the claim left it to the run
-    project_id = Run.objects.filter(pk=run.pk).values_list("session__project_id", flat=True).get()
-    workspace = workspace_prepare(session_id=run.session_id, project_id=project_id)
-    previous_holder, lost_reason = services.session_kernel_take(session_id=run.session_id, worker_id=worker_id)
-    ran_code_before = (
-        Step.objects.filter(run__session_id=run.session_id, kind=Step.Kind.CODE).exclude(run_id=run.pk).exists()
-    )
-    return RunStart(workspace, previous_holder, lost_reason, ran_code_before)
+    session = AnalysisSession.objects.select_related("project").get(pk=run.session_id)
+    datasets = selectors.datasets_for_session(session=session)
+    workspace = workspace_prepare(session_id=run.session_id, project_id=session.project_id, datasets=datasets)
+    previous_holder, lost_reason = services.session_kernel_take(session=session, worker_id=worker_id)
+    ran_code_before = None if kernel_here else _ran_code_before(run=run)
+    return RunStart(workspace, previous_holder, lost_reason, ran_code_before, session, datasets)
+
+
+def _ran_code_before(*, run: Run) -> bool:
+    return Step.objects.filter(run__session_id=run.session_id, kind=Step.Kind.CODE).exclude(run_id=run.pk).exists()
 
 
 def _finish(*, run: Run, outcome: AgentOutcome) -> bool:

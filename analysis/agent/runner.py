@@ -29,7 +29,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
 
 from analysis import selectors, services
-from analysis.agent.models import RetryingModel, model_build, model_key_resolve
+from analysis.agent.models import OFFLINE, RetryingModel, model_build, model_key_resolve
 from analysis.agent.observation import observation_text, traceback_trimmed
 from analysis.claims import ValuePool
 from analysis.models import AnalysisSession, Artifact, Run, Step
@@ -410,10 +410,15 @@ def _session_with_project(session_id: int) -> AnalysisSession:
     return AnalysisSession.objects.select_related("project").get(pk=session_id)
 
 
-def _prompt_inputs(*, run: Run, notice: str | None) -> tuple[AnalysisSession, list, str]:
-    """The session, its datasets and the system prompt: one trip to the database thread."""
-    session = _session_with_project(run.session_id)
-    datasets = selectors.datasets_for_session(session=session)
+def _prompt_inputs(
+    *, run: Run, notice: str | None, session: AnalysisSession | None = None, datasets: list | None = None
+) -> tuple[AnalysisSession, list, str]:
+    """The session, its datasets and the system prompt: one trip to the database thread (``session``, with its
+    project, and ``datasets``: already read by the caller)."""
+    if session is None:
+        session = _session_with_project(run.session_id)
+    if datasets is None:
+        datasets = selectors.datasets_for_session(session=session)
     return session, datasets, system_prompt_render(session=session, run=run, datasets=datasets, notice=notice)
 
 
@@ -426,19 +431,23 @@ async def agent_execute_async(
     workspace: str | None = None,
     db: DbCall = db_inline,
     notice: str | None = None,
+    session: AnalysisSession | None = None,
+    datasets: list | None = None,
 ) -> AgentOutcome:
     """Run the agent for ``run`` in the current event loop. ``notice`` (e.g. "the session's variables were
-    cleared: …") is saved as the run's first step and told to the model. Never raises for model/tool/budget
-    failures; the controller cancels the current task, so callers run this in a task of its own."""
+    cleared: …") is saved as the run's first step and told to the model. ``session`` (with its project) and
+    ``datasets`` spare reading them again when the caller has. Never raises for model/tool/budget failures; the
+    controller cancels the current task, so callers run this in a task of its own."""
     started = time.perf_counter()
     controller._loop = asyncio.get_running_loop()
     controller._task = asyncio.current_task()
     controller.executor = executor
     if notice:
         await db(services.step_create, run=run, kind=Step.Kind.NOTICE, content=notice)
-    session, datasets, prompt = await db(_prompt_inputs, run=run, notice=notice)
+    session, datasets, prompt = await db(_prompt_inputs, run=run, notice=notice, session=session, datasets=datasets)
     key = model_key_resolve(run.model)
-    base_model = model or model_build(key, datasets=[dataset_prompt_info(d) for d in datasets])
+    offline_datasets = [dataset_prompt_info(d) for d in datasets] if key == OFFLINE else None  # what it reads
+    base_model = model or model_build(key, datasets=offline_datasets)
     retrying = RetryingModel(
         base_model,
         attempts=settings.AGENT_MODEL_ATTEMPTS,

@@ -89,6 +89,24 @@ def test_a_claim_with_nothing_queued_is_one_read(session, live_worker, django_as
     assert claimed == []
 
 
+def test_taking_a_kernel_reports_who_held_it_and_writes_nothing_when_this_worker_already_does(
+    session, django_assert_num_queries
+):
+    AnalysisSession.objects.filter(pk=session.pk).update(kernel_worker="", kernel_lost_reason="the kernel was idle")
+    session.refresh_from_db()
+
+    previous = services.session_kernel_take(session=session, worker_id="host:1:live")
+    with django_assert_num_queries(0):
+        again = services.session_kernel_take(session=session, worker_id="host:1:live")
+
+    assert previous == ("", "the kernel was idle")
+    assert again == ("host:1:live", "")
+    assert AnalysisSession.objects.values_list("kernel_worker", "kernel_lost_reason").get(pk=session.pk) == (
+        "host:1:live",
+        "",
+    )
+
+
 def test_queued_runs_know_their_place_and_that_they_wait_for_a_free_worker(project, alice, bob, charlie, live_worker):
     runs = [_queued(AnalysisSessionFactory(project=project, user=u)) for u in (alice, bob, charlie)]
 
