@@ -59,6 +59,10 @@ class LoopbackLLM:
         llm = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as model providers do: with HTTP/1.0 every call opened a new connection, a tenth of the
+            # run worker's CPU in bench/load.py that no deployment pays (its client pools connections per loop).
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
@@ -71,6 +75,7 @@ class LoopbackLLM:
                 llm.received.set()
                 if llm.hang:
                     llm._release.wait(600)
+                    self.close_connection = True
                     return
                 reply = llm.responder(body) if llm.responder else llm._next()
                 if body.get("stream"):
@@ -111,7 +116,9 @@ class LoopbackLLM:
             def _stream(self, body: dict, reply: dict) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")  # the stream ends with the connection (no length)
                 self.end_headers()
+                self.close_connection = True
                 base = {
                     "id": "chatcmpl-loopback",
                     "object": "chat.completion.chunk",
