@@ -139,9 +139,11 @@ def run_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     context = {"session": session, "active_run": active, "composer_error": error, "draft": draft}
     response = render(request, "analysis/session_detail.html#composer", context)
     if active is not None and not error:
-        # The new run's shell arrives with this response (the socket may add it too; the client dedupes by id),
-        # and the title, which the first question of an untitled session sets.
-        response.content += push.render_run_message(run=active, with_shell=True).encode()
+        # The new run's shell and the session's usage (now counting it) arrive with this response (the socket may
+        # add them too; the client dedupes by id), and the title, which the first question of an untitled
+        # session sets. The composer is this response's own content, so the pushed one is left out.
+        run_message = push.render_run_message(run=active, with_shell=True, session=session)
+        response.content += push.readonly(run_message).encode()
         response.content += render(request, "analysis/_session_title_oob.html", {"session": session}).content
     return response
 
