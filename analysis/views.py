@@ -141,9 +141,10 @@ def run_create(request: AuthedHtmxRequest, pk: int) -> HttpResponse:
     if active is not None and not error:
         # The new run's shell and the session's usage (now counting it) arrive with this response (the socket may
         # add them too; the client dedupes by id), and the title, which the first question of an untitled
-        # session sets. The composer is this response's own content, so the pushed one is left out.
-        run_message = push.render_run_message(run=active, with_shell=True, session=session)
-        response.content += push.readonly(run_message).encode()
+        # session sets. The composer is this response's own content.
+        response.content += push.render_run_message(
+            run=active, with_shell=True, session=session, with_composer=False
+        ).encode()
         response.content += render(request, "analysis/_session_title_oob.html", {"session": session}).content
     return response
 

@@ -77,22 +77,29 @@ def render_step_message(*, step: Step) -> str:
     return render_fragment("analysis/_push_step.html", {"step": step, "run": run})
 
 
-def render_run_message(*, run: Run, with_shell: bool, session: AnalysisSession | None = None) -> str:
-    """A run's shell (optional), its status and, given the session, the composer and usage, as an editor sees
-    them (``readonly`` adapts it for viewers). Nothing in it depends on the client, so it can be rendered once.
+def render_run_message(
+    *, run: Run, with_shell: bool, session: AnalysisSession | None = None, with_composer: bool = True
+) -> str:
+    """A run's shell (optional), its status and, given the session, the composer (unless ``with_composer`` is
+    False: a response that is the composer itself) and usage, as an editor sees them (``readonly`` adapts it for
+    viewers). Nothing in it depends on the client, so it can be rendered once.
     """
-    return render_fragment(
-        "analysis/_push_run.html", {**_run_context(run=run, session=session), "with_shell": with_shell}
-    )
+    context = _run_context(run=run, session=session)
+    context.update(with_shell=with_shell, with_composer=context["with_composer"] and with_composer)
+    return render_fragment("analysis/_push_run.html", context)
 
 
 def _run_context(*, run: Run, session: AnalysisSession | None, last_step: Step | None = None) -> dict:
     """The page's own context builder (``selectors.session_live_context``) for this one run, so a pushed
     status, composer and usage say what a reload would."""
     if session is None:
-        return {"run": selectors.run_live_prepare(run, last_step=last_step), "with_composer": False}
+        return {
+            "run": selectors.run_live_prepare(run, last_step=last_step),
+            "with_composer": False,
+            "with_usage": False,
+        }
     context = selectors.session_live_context(session=session, runs=[run], last_step=last_step)
-    return {**context, "run": run, "with_composer": True}
+    return {**context, "run": run, "with_composer": True, "with_usage": True}
 
 
 COMPOSER_PART = re.compile(r"<!--composer-->.*?<!--/composer-->", re.S)
@@ -288,7 +295,7 @@ def queue_flush() -> int:
     A new question is published here, by the run worker, not by the request that asked it: the asker's page has
     its shell from the response, a worker with a free slot claims (and publishes) it within milliseconds, and a
     question that has to wait reaches the session's other viewers at the worker's next flush (its housekeeping,
-    every ~2 s). The request stays short: rendering the queued state took half of it (8 of its 17 queries).
+    every ~2 s). The request stays short: rendering the queued state took half of it (8 of its 18 queries).
     """
     moved = _queue_dirty.is_set()
     _queue_dirty.clear()

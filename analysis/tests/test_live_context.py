@@ -256,6 +256,22 @@ def test_the_first_question_renames_an_untitled_session_on_the_page_at_once(clie
     assert f"sidebar-session-{session.pk}" in _parsed(html).targets
 
 
+def test_the_question_response_brings_the_new_run_and_the_usage_counting_it_and_one_composer(client, alice, session):
+    # Nothing is pushed for the queued run (a worker publishes it): the asker's page must not say "0 questions"
+    # beside the question it just asked.
+    client.force_login(alice)
+
+    response = client.post(
+        reverse("analysis:run-create", args=[session.pk]), {"question": "How many rows?"}, HTTP_HX_REQUEST="true"
+    )
+
+    html = response.content.decode()
+    run = session.runs.get()
+    assert f'id="run-{run.pk}"' in html and f'id="run-{run.pk}-status"' in html
+    assert _element(html, "session-usage").startswith("Session: 1 question ·")
+    assert html.count('id="composer"') == 1
+
+
 def test_renaming_by_hand_over_htmx_answers_with_the_title_and_the_sidebar_entry_out_of_band(client, alice, session):
     client.force_login(alice)
 
