@@ -277,13 +277,21 @@ def _stream_tick_through_outages(run_id: int, cursor: int) -> tuple[list[Step], 
 
 
 def _stream_tick(run_id: int, cursor: int) -> tuple[list[Step], dict | None]:
-    """The steps after ``cursor`` and, once the run ended, its ``done`` payload (None while it is active)."""
-    run_status, steps = _run_status_and_steps(run_id, cursor)
-    if run_status in Run.ACTIVE_STATUSES:
+    """The steps after ``cursor`` and, once the run ended, its ``done`` payload (None while it is active).
+
+    The run is read before its steps: a run seen ended has saved every step, so one read of each is enough.
+    """
+    run = Run.objects.filter(pk=run_id).only("status", "answer", "error").first()
+    steps = list(Step.objects.filter(run_id=run_id, ordinal__gt=cursor).order_by("ordinal"))
+    if run is not None and run.status in Run.ACTIVE_STATUSES:
         return steps, None
-    _status, late = _run_status_and_steps(run_id, steps[-1].ordinal if steps else cursor)  # saved meanwhile
-    run = Run.objects.prefetch_related("steps").get(pk=run_id)
-    claims = selectors.run_claims(run=run)
+    if run is None:  # deleted while followed
+        return steps, {"status": Run.Status.FAILED, "answer": "", "error": "This run was deleted.", "claims": [],
+                       "claims_unverified": 0}  # fmt: skip
+    answer = next((step for step in reversed(steps) if step.kind == Step.Kind.ANSWER), None)
+    if answer is None and cursor:  # the stream resumed after the answer was sent
+        answer = Step.objects.filter(run_id=run_id, kind=Step.Kind.ANSWER).order_by("-ordinal").first()
+    claims = selectors.answer_claims(answer)
     done = {
         "status": run.status,
         "answer": run.answer,
@@ -291,12 +299,7 @@ def _stream_tick(run_id: int, cursor: int) -> tuple[list[Step], dict | None]:
         "claims": claims,
         "claims_unverified": sum(1 for claim in claims if not claim.get("verified")),
     }
-    return steps + late, done
-
-
-def _run_status_and_steps(run_id: int, after: int) -> tuple[str, list[Step]]:
-    run_status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first() or Run.Status.FAILED
-    return run_status, list(Step.objects.filter(run_id=run_id, ordinal__gt=after).order_by("ordinal"))
+    return steps, done
 
 
 class EventStreamRenderer(BaseRenderer):

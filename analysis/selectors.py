@@ -282,7 +282,12 @@ def table_artifact_body(*, artifact: Artifact) -> dict | None:
 def run_claims(*, run: Run) -> list[dict]:
     """The claims of the run's answer (see analysis/claims.py); uses prefetched steps when there are some."""
     answers = [s for s in run.steps.all() if s.kind == Step.Kind.ANSWER]
-    return list((answers[-1].data or {}).get("claims") or []) if answers else []
+    return answer_claims(answers[-1] if answers else None)
+
+
+def answer_claims(answer: Step | None) -> list[dict]:
+    """The claims an answer step carries (none without an answer)."""
+    return list(((answer.data if answer is not None else None) or {}).get("claims") or [])
 
 
 # --- the run queue ----------------------------------------------------------------------------------
@@ -400,4 +405,6 @@ def run_queue_unserved() -> bool:
     """True when run workers registered but none is alive now (killed, or their machine lost): a question queued
     now would wait for nobody. Before any worker registered (a fresh install starting up), or after every worker
     stopped cleanly (their rows are gone), questions queue as usual and the page says what they wait for."""
-    return WorkerProcess.objects.exists() and not workers_alive_qs().exists()
+    cutoff = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    workers = WorkerProcess.objects.aggregate(registered=Count("pk"), alive=Count("pk", filter=Q(heartbeat_at__gte=cutoff)))
+    return workers["registered"] > 0 and workers["alive"] == 0

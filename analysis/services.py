@@ -121,8 +121,8 @@ def session_delete(*, session: AnalysisSession, user) -> None:
 def run_start(*, session: AnalysisSession, user, question: str) -> Run:
     """Queue a question. Raises ``SessionBusy`` while another run of the session is queued or running.
 
-    The lock is the database's partial unique constraint ``one_active_run_per_session``. A run whose worker
-    died is reaped here first, so a crashed worker never blocks a session longer than ``RUN_STALE_SECONDS``.
+    The lock is the database's partial unique constraint ``one_active_run_per_session``. An active run whose
+    worker died is reaped here, so a crashed worker never blocks a session longer than ``RUN_STALE_SECONDS``.
     """
     question = (question or "").strip()
     if not question:
@@ -131,8 +131,9 @@ def run_start(*, session: AnalysisSession, user, question: str) -> Run:
         raise ValidationError({"question": f"Questions are limited to {QUESTION_MAX_CHARS} characters."})
     if not project_role_for(user, session.project).can_edit:
         raise PermissionDenied("Viewers can read this session but not ask questions.")
-    runs_reap_stale(session_id=session.pk)
     active = Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()
+    if active is not None and runs_reap_stale(session_id=session.pk):  # its worker died: the session is free again
+        active = Run.objects.filter(session=session, status__in=Run.ACTIVE_STATUSES).first()
     if active is not None:
         raise SessionBusy(active)
     if selectors.run_queue_unserved():
