@@ -406,5 +406,7 @@ def run_queue_unserved() -> bool:
     now would wait for nobody. Before any worker registered (a fresh install starting up), or after every worker
     stopped cleanly (their rows are gone), questions queue as usual and the page says what they wait for."""
     cutoff = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
-    workers = WorkerProcess.objects.aggregate(registered=Count("pk"), alive=Count("pk", filter=Q(heartbeat_at__gte=cutoff)))
+    workers = WorkerProcess.objects.aggregate(
+        registered=Count("pk"), alive=Count("pk", filter=Q(heartbeat_at__gte=cutoff))
+    )
     return workers["registered"] > 0 and workers["alive"] == 0
