@@ -9,6 +9,8 @@ websocket follower and every run one SSE follower; neither reconnects, so a drop
     # PostgreSQL + Redis, 2 web + 2 workers, 50 sessions (use your own database and Redis db):
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/ca_me_load REDIS_URL=redis://127.0.0.1:6379/4 \\
         flock /tmp/cpu.lock .venv/bin/python bench/load.py
+    # The same 50 sessions arriving over 10 s (one every 0.2 s) instead of all in the same instant:
+    BENCH_DATABASE_URL=... REDIS_URL=... flock /tmp/cpu.lock .venv/bin/python bench/load.py --ramp 10
     # Embedded (`make run` defaults: SQLite, in-memory layer, one web + one worker): 10 at once vs one alone
     flock /tmp/cpu.lock .venv/bin/python bench/load.py --embedded
 
@@ -312,7 +314,10 @@ def start(env: dict, *, webs: int, workers: int, log_dir: Path) -> tuple[list[in
 # --- one load ------------------------------------------------------------------------------------
 
 
-async def session_flow(person: dict, ports: list[int], questions: int, model: Model, results: list) -> None:
+async def session_flow(
+    person: dict, ports: list[int], questions: int, model: Model, results: list, start_after: float = 0.0
+) -> None:
+    await asyncio.sleep(start_after)
     port = ports[person["n"] % len(ports)]
     ws_record: list[int] = []
     follower = asyncio.create_task(
@@ -504,10 +509,14 @@ def pct(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100)[p - 1] if len(values) >= 2 else (values[0] if values else 0.0)
 
 
-async def load(people_: list[dict], ports: list[int], questions: int, model: Model) -> tuple[list, float]:
+async def load(
+    people_: list[dict], ports: list[int], questions: int, model: Model, ramp: float = 0.0
+) -> tuple[list, float]:
+    """Every session's flow at once, or (``ramp`` seconds) one session starting every ramp / N seconds."""
     results: list = []
     started = time.monotonic()
-    await asyncio.gather(*(session_flow(p, ports, questions, model, results) for p in people_))
+    step = ramp / max(1, len(people_))
+    await asyncio.gather(*(session_flow(p, ports, questions, model, results, i * step) for i, p in enumerate(people_)))
     return results, time.monotonic() - started
 
 
@@ -560,6 +569,9 @@ def main() -> None:
     parser.add_argument("--webs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=None, help="RUN_WORKER_CONCURRENCY of each worker")
+    parser.add_argument(
+        "--ramp", type=float, default=0.0, help="seconds over which sessions start (0: all at the same moment)"
+    )
     parser.add_argument("--embedded", action="store_true", help="make run defaults: SQLite, 1 web, 1 worker, 10 people")
     args = parser.parse_args()
     if not args.embedded and not (os.environ.get("BENCH_DATABASE_URL") and os.environ.get("REDIS_URL")):
@@ -583,8 +595,10 @@ def main() -> None:
         ports, procs, workers = start(env, webs=args.webs, workers=args.workers, log_dir=tmp)
         mode = "embedded (SQLite, in-memory layer)" if args.embedded else "PostgreSQL + Redis"
         slots = f", RUN_WORKER_CONCURRENCY {args.concurrency}" if args.concurrency else ""
+        ramp = f", sessions starting over {args.ramp:g} s" if args.ramp else ", every session starting at once"
         print(
-            f"load bench: {mode}, {args.webs} web + {args.workers} worker process(es){slots}, model {args.delay:g} s/call"
+            f"load bench: {mode}, {args.webs} web + {args.workers} worker process(es){slots}, "
+            f"model {args.delay:g} s/call{ramp}"
         )
         try:
             if args.embedded:
@@ -603,7 +617,7 @@ def main() -> None:
                 crowd = people(args.sessions)
                 web_pids = [proc.pid for proc in procs[: args.webs]]
                 before = cpu_parts(web_pids, workers)
-                results, wall = asyncio.run(load(crowd, ports, args.questions, model))
+                results, wall = asyncio.run(load(crowd, ports, args.questions, model, args.ramp))
                 after = cpu_parts(web_pids, workers)
                 summarize(f"{args.sessions} sessions x {args.questions} questions", results, wall, model, workers)
                 print(cpu_report(before, after, sum(1 for r in results if "run" in r)))
