@@ -359,11 +359,7 @@ class Worker:
         return async_to_sync(self.drive)(run)
 
     def fork_server_ensure(self) -> None:
-        """Start the sandbox's fork server from this (long-lived) thread.
-
-        The fork server dies with the *thread* that started it (PR_SET_PDEATHSIG), so it must not be started
-        lazily by a kernel call in a pool thread: that thread's exit would kill every kernel with it.
-        """
+        """Start the sandbox's fork server now (its library imports take seconds), not on the first run."""
         if self.executor_factory is sandbox_factory:
             from analysis.sandbox import default_server
 
@@ -607,7 +603,7 @@ class Worker:
         )
         entry: KernelEntry | None = None
         try:
-            self.fork_server_ensure()  # on the loop's thread, which lives as long as the worker (after a crash)
+            self.fork_server_ensure()  # again, if it died (default_server starts a new one)
             kernel_here = run.session_id in self.kernels.entries
             start = await self.db_steps(_run_start, run=run, worker_id=self.worker_id, kernel_here=kernel_here)
             workspace = start.workspace

@@ -215,7 +215,10 @@ class Server:
 
 
 def main(ctrl_fd: int, policy_module: str) -> None:
-    isolation.set_parent_death_signal()
+    # No parent-death signal here: Linux sends it when the *thread* that started this process exits, so a host
+    # that started its fork server from a short-lived thread would lose every kernel with that thread. The host
+    # going away is seen instead as the end of the control socket (``serve``), which the kernel closes when the
+    # host process ends, however it ends; kernels and spares, forked from this single thread, keep theirs.
     ctrl = socket.socket(fileno=ctrl_fd)
     started = time.monotonic()
     netns = isolation.apply_netns()
