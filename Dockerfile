@@ -30,4 +30,6 @@ USER app
 EXPOSE 8000
 # No --proxy-headers: daphne would take the client-supplied left end of X-Forwarded-For as the address;
 # the app reads the header itself, only behind TRUSTED_PROXY_COUNT proxies (accounts/throttling.py).
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "codingagent.asgi:application"]
+# --websocket_connect_timeout: daphne drops a websocket whose handshake (the consumer's access check) takes over
+# 5 s, which a burst of people opening sessions on a busy host reached; a browser would rather wait.
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--websocket_connect_timeout", "30", "codingagent.asgi:application"]

@@ -172,7 +172,7 @@ async def ws_follow(port: int, session_id: int, cookie: str, record: list) -> No
     Runs until cancelled (a timeout around a read would cut a frame in half)."""
     try:
         reader, writer = await ws_connect("127.0.0.1", port, f"/ws/sessions/{session_id}/?after=0", cookie)
-    except (ConnectionError, asyncio.IncompleteReadError):  # e.g. daphne's 5 s handshake budget ran out
+    except (ConnectionError, asyncio.IncompleteReadError):  # e.g. daphne's handshake budget ran out
         record.append(-2)
         return
     try:
@@ -282,7 +282,8 @@ def start(env: dict, *, webs: int, workers: int, log_dir: Path) -> tuple[list[in
         log = (log_dir / f"web{i}.log").open("w")
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "codingagent.asgi:application"],
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_connect_timeout", "30",
+                 "codingagent.asgi:application"],  # as the Dockerfile runs it
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )
         )  # fmt: skip

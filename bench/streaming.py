@@ -259,7 +259,8 @@ def main() -> None:
         port = free_port()
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "codingagent.asgi:application"],
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--websocket_connect_timeout", "30",
+                 "codingagent.asgi:application"],  # as the Dockerfile runs it
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         ] + [

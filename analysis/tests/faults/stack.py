@@ -144,7 +144,16 @@ class Stack:
     def start_web(self, name: str = "web") -> Web:
         port = free_port()
         process = subprocess.Popen(
-            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "codingagent.asgi:application"],
+            [
+                str(VENV_BIN / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--websocket_connect_timeout",
+                "30",
+                "codingagent.asgi:application",
+            ],  # as the Dockerfile runs it
             cwd=REPO_ROOT,
             env=self.env,
             stdout=self._log(name),
