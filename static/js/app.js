@@ -28,17 +28,27 @@
   });
 
   // --- theme: remembered on the account (all browsers) and in this browser -----------------------------
+  // A choice the account has not confirmed yet stays "pending" in this browser and wins over the account's
+  // older one (theme.js), so a reload right after a toggle, or a save that failed, never flips it back;
+  // the next page sends it again.
+  function saveTheme(theme) {
+    var url = document.body.dataset.themeUrl;
+    if (!url || !window.fetch) return;
+    fetch(url, { method: "POST", credentials: "same-origin", keepalive: true, headers: { "X-CSRFToken": csrf() },
+                 body: new URLSearchParams({ theme: theme }) })
+      .then(function (response) {
+        try { if (response.ok && localStorage.getItem("theme-pending") === theme) localStorage.removeItem("theme-pending"); } catch (e) {}
+      })
+      .catch(function () {});
+  }
   function setTheme(theme) {
     root.dataset.theme = theme;
     root.dataset.themePref = theme;
-    try { localStorage.setItem("theme", theme); } catch (e) {}
+    try { localStorage.setItem("theme", theme); localStorage.setItem("theme-pending", theme); } catch (e) {}
     document.dispatchEvent(new CustomEvent("themechange", { detail: { theme: theme } }));
-    var url = document.body.dataset.themeUrl;
-    if (url && window.fetch) {
-      fetch(url, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
-                   body: new URLSearchParams({ theme: theme }) }).catch(function () {});
-    }
+    saveTheme(theme);
   }
+  try { if (localStorage.getItem("theme-pending")) saveTheme(localStorage.getItem("theme-pending")); } catch (e) {}
   function toggleTheme() { setTheme(root.dataset.theme === "dark" ? "light" : "dark"); }
 
   // --- side panels: collapsible on wide screens (state remembered), drawers on narrow ones -------------

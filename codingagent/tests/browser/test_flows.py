@@ -92,6 +92,25 @@ def test_dark_mode_stays_on_after_a_reload(page, live_app):
     assert (before, after) == ("light", "dark")
 
 
+def test_a_theme_the_account_has_not_saved_yet_survives_a_reload_and_is_saved_by_the_next_page(page, live_app):
+    log_in(page, email=live_app.demo_email, password=live_app.demo_password)
+    chosen = {"light": "dark", "dark": "light"}[page.evaluate("document.documentElement.dataset.theme")]
+    page.route(
+        "**/accounts/theme/", lambda route: route.abort()
+    )  # the save does not land (offline, or cut by the reload)
+    page.click("[data-theme-toggle]")
+    page.reload()
+    assert page.evaluate("document.documentElement.dataset.theme") == chosen
+
+    page.unroute("**/accounts/theme/")
+    with page.expect_response(lambda r: r.url.endswith("/accounts/theme/") and r.request.method == "POST"):
+        page.reload()  # the page sends the pending choice again
+    page.wait_for_function("localStorage.getItem('theme-pending') === null")
+    page.evaluate("localStorage.clear()")  # what another browser knows: only the account
+    page.reload()
+    assert page.evaluate("document.documentElement.dataset.theme") == chosen
+
+
 def test_an_outsider_gets_404_on_the_demo_project(page, live_app):
     log_in(page, email=OUTSIDER_EMAIL, password=OUTSIDER_PASSWORD)
 
